@@ -1,0 +1,61 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Versions are the ones mirrored on the project's build machines (see README "Building offline").
+let package = Package(
+    name: "edm-monitor",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "edm-monitor", targets: ["edm-monitor"]),
+        .library(name: "EDMMonitor", targets: ["EDMMonitor"]),
+        .library(name: "EDMMonitorCore", targets: ["EDMMonitorCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/vapor/vapor.git", from: "4.122.3"),
+        .package(url: "https://github.com/vapor/fluent.git", from: "4.13.0"),
+        .package(url: "https://github.com/vapor/fluent-kit.git", from: "1.57.0"),
+        .package(url: "https://github.com/vapor/fluent-sqlite-driver.git", from: "4.9.0"),
+        .package(url: "https://github.com/vapor/fluent-postgres-driver.git", from: "2.14.0"),
+        .package(url: "https://github.com/vapor/sql-kit.git", from: "3.36.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    ],
+    targets: [
+        // Entry point only: parses the command line and hands over to EDMMonitor.
+        .executableTarget(
+            name: "edm-monitor",
+            dependencies: ["EDMMonitor"]
+        ),
+        // The application: Vapor + Fluent, storage, HTTP API, services.
+        .target(
+            name: "EDMMonitor",
+            dependencies: [
+                "EDMMonitorCore",
+                .product(name: "Vapor", package: "vapor"),
+                .product(name: "Fluent", package: "fluent"),
+                .product(name: "FluentKit", package: "fluent-kit"),
+                .product(name: "FluentSQLiteDriver", package: "fluent-sqlite-driver"),
+                .product(name: "FluentPostgresDriver", package: "fluent-postgres-driver"),
+                .product(name: "SQLKit", package: "sql-kit"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Pure logic with no server or database: parsers, window maths, protocol pieces.
+        .target(name: "EDMMonitorCore"),
+        .testTarget(
+            name: "EDMMonitorTests",
+            dependencies: [
+                "EDMMonitor",
+                "EDMMonitorCore",
+                .product(name: "VaporTesting", package: "vapor"),
+            ]
+        ),
+        .testTarget(
+            name: "EDMMonitorCoreTests",
+            dependencies: ["EDMMonitorCore"],
+            // Fixtures are read from the checkout by path (Support/Fixture.swift), byte-exact.
+            exclude: ["Fixtures"]
+        ),
+    ]
+)

@@ -1,0 +1,77 @@
+import EDMMonitorCore
+import Fluent
+import Foundation
+import Vapor
+
+/// What `configure` takes besides the settings; tests override these (STYLE.md §2).
+public struct AppDependencies: Sendable {
+    /// The clock of every time-based decision.
+    public var clock: any WallClock
+
+    /// Real dependencies: the system clock.
+    public init(clock: any WallClock = SystemClock()) {
+        self.clock = clock
+    }
+}
+
+/// Wires the application: HTTP server address, middleware, database, migrations and routes.
+///
+/// Opens no connection itself; call ``prepareDatabase(_:settings:)`` next to migrate and check
+/// the schema, then ``verifyRoutes(_:)``. `edm-monitor serve`, the other commands and the tests
+/// all go through this one function.
+/// - Throws: ``StartupError`` when the database cannot be set up (e.g. the SQLite folder cannot
+///   be created).
+public func configure(_ app: Application, settings: Settings, dependencies: AppDependencies = .init()) async throws {
+    app.http.server.configuration.hostname = settings.httpHost
+    app.http.server.configuration.port = settings.httpPort
+    app.logger.logLevel = settings.logLevel
+
+    // Our error body replaces Vapor's `{"error":true,"reason":…}`; requests are logged at
+    // debug so that a busy API does not flood the log at the default level.
+    app.middleware = Middlewares()
+    app.middleware.use(RouteLoggingMiddleware(logLevel: .debug))
+    app.middleware.use(APIErrorMiddleware())
+
+    try DatabaseSetup.register(settings.database, on: app)
+    app.migrations.add(AppMigrations.all)
+
+    let checker = HealthChecker(clock: dependencies.clock, startedAt: dependencies.clock.now())
+    try app.register(collection: HealthController(checker: checker))
+}
+
+/// Applies the database settings, runs pending migrations and checks the schema.
+/// - Throws: ``SchemaCheck/Mismatch`` naming the table, column or migration that does not fit;
+///   the database driver's error when the database is unreachable.
+public func prepareDatabase(_ app: Application, settings: Settings) async throws {
+    try await DatabaseSetup.prepare(settings.database, database: app.db)
+    try await app.autoMigrate()
+    try await SchemaCheck.verify(app.db)
+}
+
+/// The routes the application must serve. Start-up stops when one is missing, so the seed's
+/// "routes that were never registered" cannot come back silently.
+public enum RouteCatalog {
+    /// `METHOD /path` of every required route, with `:name` for parameters.
+    public static let required: [String] = [
+        "GET /api/monitoring/health",
+    ]
+
+    /// `METHOD /path` of every route registered on `app`, sorted by path then method.
+    public static func registered(_ app: Application) -> [String] {
+        app.routes.all
+            .map { route in "\(route.method.rawValue) /" + route.path.map(\.description).joined(separator: "/") }
+            .sorted { lhs, rhs in
+                let l = lhs.split(separator: " ", maxSplits: 1), r = rhs.split(separator: " ", maxSplits: 1)
+                return (l.last ?? "", l.first ?? "") < (r.last ?? "", r.first ?? "")
+            }
+    }
+}
+
+/// Checks that every route of ``RouteCatalog/required`` is registered.
+/// - Throws: ``StartupError`` naming the first missing route.
+public func verifyRoutes(_ app: Application) throws {
+    let registered = Set(RouteCatalog.registered(app))
+    if let missing = RouteCatalog.required.first(where: { !registered.contains($0) }) {
+        throw StartupError("route \(missing) is not registered; this build is broken, report it")
+    }
+}

@@ -1,0 +1,182 @@
+import ArgumentParser
+import EDMMonitorCore
+import Foundation
+import Logging
+import Vapor
+
+/// The settings flags shared by every command. Each flag overrides its environment variable
+/// (see ``Settings``).
+struct SettingsOptions: ParsableArguments {
+    @ArgumentParser.Option(name: .customLong("database-url"), help: "Database URL (env EDM_DATABASE_URL): sqlite://PATH, sqlite::memory: or postgres://user:pass@host:port/db.")
+    var databaseURL: String?
+
+    @ArgumentParser.Option(name: .customLong("host"), help: "Address the HTTP API listens on (env EDM_HTTP_HOST, default 127.0.0.1).")
+    var host: String?
+
+    // A string, not an Int, so that a bad port gets the same one-line message as EDM_HTTP_PORT.
+    @ArgumentParser.Option(name: .customLong("port"), help: "TCP port of the HTTP API (env EDM_HTTP_PORT, default 8080).")
+    var port: String?
+
+    @ArgumentParser.Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (env EDM_LOG_LEVEL, default info).")
+    var logLevel: String?
+
+    @ArgumentParser.Option(name: .customLong("log-format"), help: "text or json (env EDM_LOG_FORMAT, default text).")
+    var logFormat: String?
+
+    /// The validated settings from the process environment and these flags.
+    /// - Throws: ``SettingsError``.
+    func settings(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Settings {
+        try Settings.load(environment: environment, overrides: .init(
+            databaseURL: databaseURL, httpHost: host, httpPort: port, logLevel: logLevel, logFormat: logFormat
+        ))
+    }
+}
+
+/// `edm-monitor`: the root command.
+public struct EDMMonitorCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "edm-monitor",
+        abstract: "Runs and watches an email-marketing (EDM) sending platform.",
+        version: EDMMonitorVersion.current,
+        subcommands: [ServeCommand.self, MigrateCommand.self, RoutesCommand.self]
+    )
+
+    public init() {}
+}
+
+/// Makes an application for a command (not the test harness) and shuts it down afterwards.
+///
+/// Vapor's own command line is given only `serve`, so it never sees our flags.
+func withCommandApp<T>(_ settings: Settings, _ body: (Application) async throws -> T) async throws -> T {
+    let app = try await Application.make(Environment(name: "production", arguments: ["edm-monitor", "serve"]))
+    let result: T
+    do {
+        try await configure(app, settings: settings)
+        result = try await body(app)
+    } catch {
+        try? await app.asyncShutdown()
+        throw error
+    }
+    try await app.asyncShutdown()
+    return result
+}
+
+/// `edm-monitor serve`: migrate, check, and serve the API until SIGINT or SIGTERM.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Migrate the database and serve the HTTP API.")
+
+    @OptionGroup var options: SettingsOptions
+
+    func run() async throws {
+        let settings = try options.settings()
+        bootstrapLogging(settings)
+        let logger = Logger(label: "edm.serve")
+        logger.info("starting edm-monitor \(EDMMonitorVersion.current)", metadata: settings.loggable)
+        try await withCommandApp(settings) { app in
+            try await prepareDatabase(app, settings: settings)
+            try verifyRoutes(app)
+            let routes = RouteCatalog.registered(app)
+            logger.info("routes registered", metadata: ["count": "\(routes.count)", "routes": .array(routes.map { .string($0) })])
+            // Vapor's serve command binds the address set by `configure` and shuts down
+            // gracefully on SIGINT and SIGTERM.
+            try await app.execute()
+        }
+        logger.info("edm-monitor stopped")
+    }
+}
+
+/// `edm-monitor migrate [--revert --yes]`.
+struct MigrateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "migrate", abstract: "Apply pending migrations, or revert all of them with --revert --yes.")
+
+    @OptionGroup var options: SettingsOptions
+
+    @ArgumentParser.Flag(help: "Revert every migration (drops all EDM Monitor tables and their data).")
+    var revert = false
+
+    @ArgumentParser.Flag(help: "Confirm --revert.")
+    var yes = false
+
+    func validate() throws {
+        if revert && !yes {
+            throw ArgumentParser.ValidationError("--revert drops every EDM Monitor table and its data; add --yes to confirm")
+        }
+    }
+
+    func run() async throws {
+        let settings = try options.settings()
+        bootstrapLogging(settings)
+        try await withCommandApp(settings) { app in
+            try await DatabaseSetup.prepare(settings.database, database: app.db)
+            if revert {
+                try await app.autoRevert()
+                print("reverted all migrations on \(settings.database.redacted)")
+            } else {
+                try await app.autoMigrate()
+                try await SchemaCheck.verify(app.db)
+                print("database \(settings.database.redacted) is up to date (\(AppMigrations.all.count) migrations)")
+            }
+        }
+    }
+}
+
+/// `edm-monitor routes`: print the route table, one `METHOD /path` a line.
+struct RoutesCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "routes", abstract: "Print every HTTP route.")
+
+    @OptionGroup var options: SettingsOptions
+
+    func run() async throws {
+        let settings = try options.settings()
+        bootstrapLogging(settings)
+        try await withCommandApp(settings) { app in
+            for route in RouteCatalog.registered(app) { print(route) }
+        }
+    }
+}
+
+/// The program's entry point, as a function tests can call.
+public enum EDMMonitorCLI {
+    /// Exit statuses: 0 success, 1 a start-up or runtime failure, 2 a malformed setting or
+    /// command line.
+    public static func main(arguments: [String]) async -> Int32 {
+        do {
+            var command = try EDMMonitorCommand.parseAsRoot(arguments)
+            if var command = command as? any AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+            return 0
+        } catch let error as SettingsError {
+            return fail("\(error)", status: 2)
+        } catch let error as StartupError {
+            return fail("\(error)", status: 1)
+        } catch let error as SchemaCheck.Mismatch {
+            return fail("\(error)", status: 1)
+        } catch {
+            let code = EDMMonitorCommand.exitCode(for: error)
+            if code == .success {
+                // --help and --version arrive as errors; print them as ArgumentParser would.
+                print(EDMMonitorCommand.fullMessage(for: error))
+                return 0
+            }
+            if code == .validationFailure {
+                let message = EDMMonitorCommand.message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid arguments"
+                return fail("\(message) (see edm-monitor --help)", status: 2)
+            }
+            return fail(oneLine(error), status: 1)
+        }
+    }
+
+    /// Writes `edm-monitor: MESSAGE` to standard error and returns `status`.
+    private static func fail(_ message: String, status: Int32) -> Int32 {
+        FileHandle.standardError.write(Data("edm-monitor: \(message)\n".utf8))
+        return status
+    }
+
+    /// A runtime error as one line (database drivers' errors can span lines).
+    private static func oneLine(_ error: any Error) -> String {
+        String(describing: error).split(whereSeparator: \.isNewline).joined(separator: " ")
+    }
+}

@@ -1,0 +1,221 @@
+import Foundation
+import Logging
+
+/// Where the data lives, parsed from `EDM_DATABASE_URL` / `--database-url`.
+///
+/// Accepted forms:
+/// - `sqlite://PATH` — an SQLite file; `PATH` is taken literally, so `sqlite://./data/x.sqlite` is
+///   relative to the working directory and `sqlite:///var/lib/edm/x.sqlite` is absolute.
+/// - `sqlite::memory:` — a private in-memory SQLite database (tests, trials; lost at exit).
+/// - `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=disable|prefer|require]`
+///   (`postgresql://` too), as libpq spells it.
+public enum DatabaseLocation: Sendable, Equatable {
+    /// An SQLite database file at this path.
+    case sqliteFile(path: String)
+    /// A private in-memory SQLite database.
+    case sqliteMemory
+    /// A PostgreSQL server; `url` is the URL as given (it may contain a password).
+    case postgres(url: String)
+
+    /// Whether this is one of the SQLite forms.
+    public var isSQLite: Bool {
+        if case .postgres = self { return false }
+        return true
+    }
+
+    /// A description safe to log or show: any password in a PostgreSQL URL is replaced by `***`.
+    public var redacted: String {
+        switch self {
+        case .sqliteFile(let path): return "sqlite://\(path)"
+        case .sqliteMemory: return "sqlite::memory:"
+        case .postgres(let url): return Self.redactPassword(in: url)
+        }
+    }
+
+    /// Replaces the password of a `scheme://user:password@host…` URL by `***`; leaves a URL
+    /// without a password unchanged. Never throws: unparsable text is returned redacted whole.
+    static func redactPassword(in url: String) -> String {
+        guard var components = URLComponents(string: url) else { return "<unparsable URL>" }
+        if components.password != nil { components.password = "***" }
+        return components.string ?? "<unparsable URL>"
+    }
+
+    /// Parses a database URL.
+    /// - Throws: ``SettingsError`` naming `setting` when the scheme is unknown or a part is missing.
+    static func parse(_ raw: String, setting: String) throws -> DatabaseLocation {
+        let accepted = "sqlite://PATH, sqlite::memory: or postgres://user:pass@host:port/db"
+        if raw == "sqlite::memory:" { return .sqliteMemory }
+        if raw.hasPrefix("sqlite://") {
+            let path = String(raw.dropFirst("sqlite://".count))
+            guard !path.isEmpty else {
+                throw SettingsError(setting: setting, value: raw, reason: "the SQLite path is empty", accepted: accepted)
+            }
+            return .sqliteFile(path: path)
+        }
+        if raw.hasPrefix("postgres://") || raw.hasPrefix("postgresql://") {
+            guard let components = URLComponents(string: raw), let host = components.host, !host.isEmpty else {
+                throw SettingsError(setting: setting, value: redactPassword(in: raw), reason: "the PostgreSQL URL has no host", accepted: accepted)
+            }
+            guard components.user?.isEmpty == false else {
+                throw SettingsError(setting: setting, value: redactPassword(in: raw), reason: "the PostgreSQL URL has no user", accepted: accepted)
+            }
+            let database = components.path.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+            guard !database.isEmpty else {
+                throw SettingsError(setting: setting, value: redactPassword(in: raw), reason: "the PostgreSQL URL names no database", accepted: accepted)
+            }
+            if let port = components.port, !(1...65535).contains(port) {
+                throw SettingsError(setting: setting, value: redactPassword(in: raw), reason: "port \(port) is out of range", accepted: accepted)
+            }
+            return .postgres(url: raw)
+        }
+        throw SettingsError(setting: setting, value: redactPassword(in: raw), reason: "unknown scheme", accepted: accepted)
+    }
+}
+
+/// How log lines are written.
+public enum LogFormat: String, Sendable, CaseIterable {
+    /// Human-readable lines (swift-log's `StreamLogHandler`).
+    case text
+    /// One JSON object per line, for log shippers (see ``JSONLogHandler``).
+    case json
+}
+
+/// A setting that could not be accepted. Its ``description`` is the one-line message the CLI
+/// prints before exiting with status 2.
+public struct SettingsError: Error, CustomStringConvertible, Equatable {
+    /// The environment variable or flag, e.g. `EDM_HTTP_PORT`.
+    public var setting: String
+    /// The value as given (passwords already redacted).
+    public var value: String
+    /// What is wrong with it.
+    public var reason: String
+    /// What would be accepted.
+    public var accepted: String
+
+    /// One line: `EDM_HTTP_PORT="99999" is invalid (out of range); accepted: an integer from 1 to 65535`.
+    public var description: String {
+        "\(setting)=\"\(value)\" is invalid (\(reason)); accepted: \(accepted)"
+    }
+}
+
+/// Every setting of the program, typed and validated; built once at start from the environment
+/// and the command line (flags win over environment variables), then handed to ``configure(_:settings:dependencies:)``.
+/// Handlers never read the environment themselves.
+///
+/// | setting | flag | default |
+/// |---|---|---|
+/// | `EDM_DATABASE_URL` | `--database-url` | `sqlite://./data/edm-monitor.sqlite` |
+/// | `EDM_HTTP_HOST` | `--host` | `127.0.0.1` (loopback: safe on a fresh install) |
+/// | `EDM_HTTP_PORT` | `--port` | `8080` |
+/// | `EDM_LOG_LEVEL` | `--log-level` | `info` |
+/// | `EDM_LOG_FORMAT` | `--log-format` | `text` |
+public struct Settings: Sendable, Equatable {
+    /// Where the data lives.
+    public var database: DatabaseLocation
+    /// The address the HTTP API binds to.
+    public var httpHost: String
+    /// The TCP port the HTTP API binds to, 1…65535.
+    public var httpPort: Int
+    /// The swift-log level of every logger.
+    public var logLevel: Logger.Level
+    /// How log lines are written.
+    public var logFormat: LogFormat
+
+    /// The defaults listed in the table above.
+    public static let defaults = Settings(
+        database: .sqliteFile(path: "./data/edm-monitor.sqlite"),
+        httpHost: "127.0.0.1",
+        httpPort: 8080,
+        logLevel: .info,
+        logFormat: .text
+    )
+
+    /// Creates settings from explicit values (tests use this with `.sqliteMemory`).
+    public init(database: DatabaseLocation, httpHost: String, httpPort: Int, logLevel: Logger.Level, logFormat: LogFormat) {
+        self.database = database
+        self.httpHost = httpHost
+        self.httpPort = httpPort
+        self.logLevel = logLevel
+        self.logFormat = logFormat
+    }
+
+    /// Values given on the command line; `nil` means "not given, use the environment or the default".
+    public struct Overrides: Sendable, Equatable {
+        public var databaseURL: String?
+        public var httpHost: String?
+        public var httpPort: String?
+        public var logLevel: String?
+        public var logFormat: String?
+
+        /// Creates overrides; every argument defaults to "not given".
+        public init(databaseURL: String? = nil, httpHost: String? = nil, httpPort: String? = nil, logLevel: String? = nil, logFormat: String? = nil) {
+            self.databaseURL = databaseURL
+            self.httpHost = httpHost
+            self.httpPort = httpPort
+            self.logLevel = logLevel
+            self.logFormat = logFormat
+        }
+    }
+
+    /// Builds and validates the settings.
+    /// - Parameters:
+    ///   - environment: the process environment (`ProcessInfo.processInfo.environment`).
+    ///   - overrides: values from command-line flags, which win over the environment.
+    /// - Throws: ``SettingsError`` for the first malformed setting, naming it (as the flag when
+    ///   it came from a flag), its value and what is accepted.
+    public static func load(environment: [String: String], overrides: Overrides = Overrides()) throws -> Settings {
+        var settings = Settings.defaults
+
+        if let (name, raw) = pick(flag: "--database-url", overrides.databaseURL, env: "EDM_DATABASE_URL", environment) {
+            settings.database = try DatabaseLocation.parse(raw, setting: name)
+        }
+        if let (name, raw) = pick(flag: "--host", overrides.httpHost, env: "EDM_HTTP_HOST", environment) {
+            let host = raw.trimmingCharacters(in: .whitespaces)
+            guard !host.isEmpty, !host.contains(where: { $0.isWhitespace || $0 == "/" }) else {
+                throw SettingsError(setting: name, value: raw, reason: "not a host name or IP address", accepted: "an IP address or host name such as 127.0.0.1 or 0.0.0.0")
+            }
+            settings.httpHost = host
+        }
+        if let (name, raw) = pick(flag: "--port", overrides.httpPort, env: "EDM_HTTP_PORT", environment) {
+            guard let port = Int(raw.trimmingCharacters(in: .whitespaces)) else {
+                throw SettingsError(setting: name, value: raw, reason: "not an integer", accepted: "an integer from 1 to 65535")
+            }
+            guard (1...65535).contains(port) else {
+                throw SettingsError(setting: name, value: raw, reason: "out of range", accepted: "an integer from 1 to 65535")
+            }
+            settings.httpPort = port
+        }
+        if let (name, raw) = pick(flag: "--log-level", overrides.logLevel, env: "EDM_LOG_LEVEL", environment) {
+            guard let level = Logger.Level(rawValue: raw.lowercased()) else {
+                throw SettingsError(setting: name, value: raw, reason: "unknown level", accepted: Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))
+            }
+            settings.logLevel = level
+        }
+        if let (name, raw) = pick(flag: "--log-format", overrides.logFormat, env: "EDM_LOG_FORMAT", environment) {
+            guard let format = LogFormat(rawValue: raw.lowercased()) else {
+                throw SettingsError(setting: name, value: raw, reason: "unknown format", accepted: LogFormat.allCases.map(\.rawValue).joined(separator: ", "))
+            }
+            settings.logFormat = format
+        }
+        return settings
+    }
+
+    /// The flag's value when given, else the environment variable's when set and non-empty,
+    /// each with the name to blame in an error.
+    private static func pick(flag: String, _ flagValue: String?, env: String, _ environment: [String: String]) -> (String, String)? {
+        if let flagValue { return (flag, flagValue) }
+        if let value = environment[env], !value.isEmpty { return (env, value) }
+        return nil
+    }
+
+    /// The settings as safe, loggable key/value pairs (passwords redacted).
+    public var loggable: Logger.Metadata {
+        [
+            "database": "\(database.redacted)",
+            "http_host": "\(httpHost)",
+            "http_port": "\(httpPort)",
+            "log_level": "\(logLevel.rawValue)",
+            "log_format": "\(logFormat.rawValue)",
+        ]
+    }
+}

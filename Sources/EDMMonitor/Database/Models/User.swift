@@ -1,0 +1,24 @@
+import FluentKit
+import Foundation
+
+/// A row of `users`: an owner of tasks.
+public final class User: Model, @unchecked Sendable {
+    public static let schema = "users"
+
+    // managed
+    @ID(key: .id) public var id: UUID?
+    @Timestamp(key: "created_at", on: .create) public var createdAt: Date?
+
+    // data
+    @Field(key: "name") public var name: String
+    @Field(key: "email") public var email: String
+
+    public init() {}
+
+    /// Creates a user; `id` is generated on save when `nil`.
+    public init(id: UUID? = nil, name: String, email: String) {
+        self.id = id
+        self.name = name
+        self.email = email
+    }
+}

@@ -1,0 +1,169 @@
+import EDMMonitor
+import EDMMonitorCore
+import Foundation
+import Testing
+import Vapor
+import VaporTesting
+
+/// `GET /api/monitoring/health`.
+@Suite("Health")
+struct HealthTests {
+    struct Body: Decodable {
+        struct Check: Decodable { var status: String; var latency_ms: Double?; var error: String? }
+        var status: String
+        var version: String
+        var uptime_seconds: Int
+        var checks: [String: Check]
+    }
+
+    @Test("healthy with version, uptime from the injected clock and the database latency", arguments: TestDatabase.enabled)
+    func healthy(_ db: TestDatabase) async throws {
+        let clock = ManualClock()
+        try await withApp(db, clock: clock) { app, _ in
+            clock.advance(by: 90)
+            try await app.testing().test(.GET, "/api/monitoring/health") { res in
+                #expect(res.status == .ok)
+                #expect(res.headers.contentType == .json)
+                let body = try res.content.decode(Body.self)
+                #expect(body.status == "healthy")
+                #expect(body.version == EDMMonitorVersion.current)
+                #expect(body.uptime_seconds == 90)
+                #expect(body.checks["database"]?.status == "healthy")
+                let latency = try #require(body.checks["database"]?.latency_ms)
+                #expect(latency >= 0)
+                #expect(body.checks["database"]?.error == nil)
+            }
+        }
+    }
+
+    @Test("an unknown route answers 404 with the JSON error shape")
+    func unknownRoute() async throws {
+        try await withApp(.sqlite) { app, _ in
+            try await app.testing().test(.GET, "/api/nope") { res in
+                #expect(res.status == .notFound)
+                let body = try res.content.decode(ErrorBody.self)
+                #expect(body.error.code == "not_found")
+                #expect(!body.error.message.isEmpty)
+                #expect(body.error.details.isEmpty)
+            }
+        }
+    }
+
+    @Test("PostgreSQL going away turns health 503 and back to 200 when it returns",
+          .enabled(if: PostgresTestServer.isEnabled, "PostgreSQL binaries not found"))
+    func postgresOutage() async throws {
+        // A cluster of its own: stopping the shared one would break the tests running beside this one.
+        let server = try PostgresTestServer.start()
+        defer { server.stop() }
+        try server.psql("CREATE DATABASE outage")
+        let settings = testSettings(.postgres(url: server.url(database: "outage")))
+        let app = try await Application.make(.testing)
+        do {
+            try await configure(app, settings: settings)
+            try await prepareDatabase(app, settings: settings)
+            try await expectHealth(app, status: .ok, database: "healthy")
+
+            try server.stopProcess()
+            try await expectHealth(app, status: .serviceUnavailable, database: "unhealthy")
+
+            try server.startProcess()
+            // The pool reconnects on the next request; allow a few attempts (bounded).
+            var recovered = false
+            for _ in 0..<40 where !recovered {
+                recovered = try await app.testing().sendRequest(.GET, "/api/monitoring/health").status == .ok
+                if !recovered { try await Task.sleep(for: .milliseconds(250)) }
+            }
+            #expect(recovered, "health did not return to 200 after PostgreSQL came back")
+        } catch {
+            try? await app.asyncShutdown()
+            throw error
+        }
+        try await app.asyncShutdown()
+    }
+
+    @Test("an SQLite file write-locked by another process turns health 503, and 200 once released")
+    func sqliteLocked() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("edm-lock-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = folder.appendingPathComponent("locked.sqlite").path
+        let settings = testSettings(.sqliteFile(path: path))
+        let app = try await Application.make(.testing)
+        do {
+            try await configure(app, settings: settings)
+            try await prepareDatabase(app, settings: settings)
+            try await expectHealth(app, status: .ok, database: "healthy")
+
+            // Another process holds the write lock, as a stuck maintenance script would.
+            let locker = try SQLiteLocker(path: path)
+            try await expectHealth(app, status: .serviceUnavailable, database: "unhealthy")
+            try locker.release()
+
+            var recovered = false
+            for _ in 0..<40 where !recovered {
+                recovered = try await app.testing().sendRequest(.GET, "/api/monitoring/health").status == .ok
+                if !recovered { try await Task.sleep(for: .milliseconds(250)) }
+            }
+            #expect(recovered, "health did not return to 200 after the lock was released")
+        } catch {
+            try? await app.asyncShutdown()
+            throw error
+        }
+        try await app.asyncShutdown()
+    }
+
+    private func expectHealth(_ app: Application, status: HTTPStatus, database: String, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        let res = try await app.testing().sendRequest(.GET, "/api/monitoring/health")
+        #expect(res.status == status, sourceLocation: sourceLocation)
+        let body = try res.content.decode(Body.self)
+        #expect(body.checks["database"]?.status == database, sourceLocation: sourceLocation)
+        #expect(body.status == database, sourceLocation: sourceLocation)
+        if database == "unhealthy" {
+            #expect(body.checks["database"]?.error?.isEmpty == false, sourceLocation: sourceLocation)
+        }
+    }
+}
+
+/// The JSON error body.
+struct ErrorBody: Decodable {
+    struct Inner: Decodable {
+        struct Detail: Decodable { var field: String; var reason: String }
+        var code: String
+        var message: String
+        var details: [Detail]
+    }
+    var error: Inner
+}
+
+/// A separate process (Python's sqlite3) holding the write lock of an SQLite file until released.
+final class SQLiteLocker {
+    private let child: ChildProcess
+    private let releaseFile: URL
+
+    init(path: String) throws {
+        releaseFile = URL(fileURLWithPath: path + ".release")
+        let script = """
+        import os, sqlite3, sys, time
+        c = sqlite3.connect(sys.argv[1], isolation_level=None)
+        c.execute("BEGIN IMMEDIATE")
+        c.execute("CREATE TABLE lock_probe(x)")
+        print("locked", flush=True)
+        deadline = time.time() + 60
+        while not os.path.exists(sys.argv[2]) and time.time() < deadline:
+            time.sleep(0.05)
+        c.execute("ROLLBACK")
+        c.close()
+        """
+        child = try ChildProcess("/usr/bin/env", ["python3", "-c", script, path, releaseFile.path])
+        // Bounded wait until the lock is held.
+        for _ in 0..<400 where !child.stdout.contains("locked") && child.isRunning { usleep(25_000) }
+        guard child.stdout.contains("locked") else {
+            throw TestSupportError("the python3 locker did not take the lock: \(child.stderr)")
+        }
+    }
+
+    func release() throws {
+        FileManager.default.createFile(atPath: releaseFile.path, contents: Data())
+        child.wait(timeout: 30)
+        try? FileManager.default.removeItem(at: releaseFile)
+    }
+}
