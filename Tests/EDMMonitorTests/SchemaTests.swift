@@ -10,10 +10,10 @@ import Vapor
 @Suite("Schema")
 struct SchemaTests {
     static let expectedColumns: [String: Set<String>] = [
-        "users": ["id", "name", "email", "created_at"],
-        "email_services": ["id", "name", "provider", "is_enabled", "created_at", "updated_at"],
-        "tasks": ["id", "user_id", "name", "status", "created_at", "updated_at"],
-        "sub_tasks": ["id", "task_id", "recipient_email", "status", "created_at", "updated_at"],
+        "users": ["id", "name", "email", "last_dispatched_at", "created_at"],
+        "email_services": ["id", "name", "provider", "provider_config", "sender_address", "sender_name", "daily_quota", "used_quota", "quota_day", "quota_reset_time", "quota_timezone", "sending_interval_seconds", "next_available_at", "is_enabled", "is_frozen", "frozen_until", "consecutive_failures", "created_at", "updated_at"],
+        "tasks": ["id", "user_id", "name", "status", "status_reason", "subject_template", "text_template", "html_template", "scheduled_at", "total_count", "sent_count", "failed_count", "started_at", "completed_at", "created_at", "updated_at"],
+        "sub_tasks": ["id", "task_id", "recipient_email", "recipient_key", "recipient_name", "variables", "sequence", "status", "service_id", "claimed_by", "lease_expires_at", "attempts", "next_attempt_at", "last_error", "provider_message_id", "sent_at", "created_at", "updated_at"],
         "task_processing_metrics": ["id", "task_id", "user_id", "metric_type", "timestamp", "subtasks_sent", "total_subtasks", "wait_time_seconds", "throughput_per_hour", "metadata", "created_at"],
         "system_performance_metrics": ["id", "metric_name", "metric_value", "metric_unit", "tags", "timestamp", "created_at"],
         "alert_rules": ["id", "name", "description", "metric_name", "condition_type", "threshold_value", "comparison_operator", "time_window_minutes", "severity", "notification_channels", "is_active", "created_at", "updated_at"],
@@ -63,6 +63,12 @@ struct SchemaTests {
                 WHERE table_schema = current_schema() AND column_name IN ('metadata', 'tags', 'notification_channels')
                 """).all(decoding: Row.self)
             #expect(rows.count == 4)
+            let more = try await app.sql.raw("""
+                SELECT table_name, column_name, data_type FROM information_schema.columns
+                WHERE table_schema = current_schema() AND column_name IN ('provider_config', 'variables')
+                """).all(decoding: Row.self)
+            #expect(more.count == 2)
+            for row in more { #expect(row.data_type == "jsonb", "\(row.table_name).\(row.column_name)") }
             for row in rows { #expect(row.data_type == "jsonb", "\(row.table_name).\(row.column_name)") }
         }
     }
@@ -125,7 +131,7 @@ struct SchemaTests {
         try await withApp(db) { app, _ in
             let user = User(name: "王小明", email: "wang@example.com")
             try await user.save(on: app.db)
-            let task = TaskRecord(userID: try user.requireID(), name: "spring sale")
+            let task = TaskRecord(userID: try user.requireID(), name: "spring sale", subjectTemplate: "Hi {{name}}", textTemplate: "Body")
             try await task.save(on: app.db)
             let when = Date(timeIntervalSince1970: 1_773_050_400.25)
             let metric = TaskProcessingMetric(
@@ -166,10 +172,10 @@ enum Rows {
         let dialect: TestDatabase = sql.dialect.name == "postgresql" ? .postgres : .sqlite
         let s = Seeded(user: UUID(), task: UUID(), subtask: UUID(), service: UUID(), freeService: UUID(), rule: UUID())
         try await sql.raw("INSERT INTO users (id, name, email, created_at) VALUES (\(bind: s.user), 'Ann', 'ann@example.com', \(bind: t0))").run()
-        try await sql.raw("INSERT INTO tasks (id, user_id, name, status, created_at, updated_at) VALUES (\(bind: s.task), \(bind: s.user), 'T', 'queued', \(bind: t0), \(bind: t0))").run()
-        try await sql.raw("INSERT INTO sub_tasks (id, task_id, recipient_email, status, created_at, updated_at) VALUES (\(bind: s.subtask), \(bind: s.task), 'a@example.com', 'pending', \(bind: t0), \(bind: t0))").run()
-        try await sql.raw("INSERT INTO email_services (id, name, provider, created_at, updated_at) VALUES (\(bind: s.service), 'relay-1', 'smtp', \(bind: t0), \(bind: t0))").run()
-        try await sql.raw("INSERT INTO email_services (id, name, provider, created_at, updated_at) VALUES (\(bind: s.freeService), 'relay-free', 'dry_run', \(bind: t0), \(bind: t0))").run()
+        try await sql.raw("INSERT INTO tasks (id, user_id, name, status, subject_template, text_template, total_count, created_at, updated_at) VALUES (\(bind: s.task), \(bind: s.user), 'T', 'queued', 'S', 'B', 1, \(bind: t0), \(bind: t0))").run()
+        try await sql.raw("INSERT INTO sub_tasks (id, task_id, recipient_email, recipient_key, sequence, status, created_at, updated_at) VALUES (\(bind: s.subtask), \(bind: s.task), 'a@example.com', 'a@example.com', 0, 'pending', \(bind: t0), \(bind: t0))").run()
+        try await sql.raw("INSERT INTO email_services (id, name, provider, sender_address, daily_quota, created_at, updated_at) VALUES (\(bind: s.service), 'relay-1', 'smtp', 'news@example.com', 100, \(bind: t0), \(bind: t0))").run()
+        try await sql.raw("INSERT INTO email_services (id, name, provider, sender_address, daily_quota, created_at, updated_at) VALUES (\(bind: s.freeService), 'relay-free', 'dry_run', 'news@example.com', 100, \(bind: t0), \(bind: t0))").run()
         try await sql.raw("INSERT INTO alert_rules (id, name, metric_name, condition_type, threshold_value, comparison_operator, time_window_minutes, severity, created_at, updated_at) VALUES (\(bind: s.rule), 'cpu high', 'edm_system_cpu_usage_percent', 'threshold', 90, '>', 5, 'warning', \(bind: t0), \(bind: t0))").run()
         try await sql.raw("INSERT INTO alert_histories (id, rule_id, triggered_at, status, message, created_at) VALUES (\(bind: UUID()), \(bind: s.rule), \(bind: t0), 'active', 'm', \(bind: t0))").run()
         try await sql.raw("INSERT INTO task_processing_metrics (id, task_id, user_id, metric_type, timestamp, created_at, metadata) VALUES (\(bind: UUID()), \(bind: s.task), \(bind: s.user), 'created', \(bind: t0), \(bind: t0), \(json(#"{"a":1}"#, dialect)))").run()
@@ -210,6 +216,25 @@ enum Rows {
                 VALUES (\(bind: service), 'instance-b', \(bind: subtask), \(bind: reserved), \(bind: expires))
                 """)
         }
+        func task(_ name: String, status: String = "queued", user: UUID? = nil, sent: Int = 0, failed: Int = 0, total: Int = 5) -> Violation {
+            Violation(name: "tasks: \(name)", sql: """
+                INSERT INTO tasks (id, user_id, name, status, subject_template, text_template, total_count, sent_count, failed_count, created_at, updated_at)
+                VALUES (\(bind: UUID()), \(bind: user ?? s.user), 'T2', \(bind: status), 'S', 'B', \(bind: total), \(bind: sent), \(bind: failed), \(bind: t0), \(bind: t0))
+                """)
+        }
+        func subtask(_ name: String, status: String = "pending", task: UUID? = nil, key: String? = nil, service: UUID? = nil, attempts: Int = 0) -> Violation {
+            let key = key ?? "\(UUID())@example.com"
+            return Violation(name: "sub_tasks: \(name)", sql: """
+                INSERT INTO sub_tasks (id, task_id, recipient_email, recipient_key, sequence, status, service_id, attempts, created_at, updated_at)
+                VALUES (\(bind: UUID()), \(bind: task ?? s.task), \(bind: key), \(bind: key), 1, \(bind: status), \(bind: service), \(bind: attempts), \(bind: t0), \(bind: t0))
+                """)
+        }
+        func service(_ name: String, name serviceName: String? = nil, provider: String = "smtp", quota: Int = 10, used: Int = 0, interval: Double = 0, reset: String = "00:00") -> Violation {
+            Violation(name: "email_services: \(name)", sql: """
+                INSERT INTO email_services (id, name, provider, sender_address, daily_quota, used_quota, sending_interval_seconds, quota_reset_time, created_at, updated_at)
+                VALUES (\(bind: UUID()), \(bind: serviceName ?? UUID().uuidString), \(bind: provider), 'news@example.com', \(bind: quota), \(bind: used), \(bind: interval), \(bind: reset), \(bind: t0), \(bind: t0))
+                """)
+        }
         var list: [Violation] = [
             tpm("unknown metric_type", type: "started"),
             tpm("negative subtasks_sent", sent: -1),
@@ -239,19 +264,28 @@ enum Rows {
             reservation("unknown subtask (FK)", service: s.service, subtask: missing),
             reservation("expires_at not after reserved_at", service: s.freeService, reserved: t0, expires: t0),
             reservation("expires_at before reserved_at", service: s.freeService, reserved: t1, expires: t0),
-            Violation(name: "tasks: unknown status", sql: "INSERT INTO tasks (id, user_id, name, status, created_at, updated_at) VALUES (\(bind: UUID()), \(bind: s.user), 'T2', 'running', \(bind: t0), \(bind: t0))"),
-            Violation(name: "tasks: unknown user (FK)", sql: "INSERT INTO tasks (id, user_id, name, status, created_at, updated_at) VALUES (\(bind: UUID()), \(bind: missing), 'T2', 'queued', \(bind: t0), \(bind: t0))"),
-            Violation(name: "sub_tasks: unknown status", sql: "INSERT INTO sub_tasks (id, task_id, recipient_email, status, created_at, updated_at) VALUES (\(bind: UUID()), \(bind: s.task), 'b@example.com', 'queued', \(bind: t0), \(bind: t0))"),
-            Violation(name: "sub_tasks: unknown task (FK)", sql: "INSERT INTO sub_tasks (id, task_id, recipient_email, status, created_at, updated_at) VALUES (\(bind: UUID()), \(bind: missing), 'b@example.com', 'pending', \(bind: t0), \(bind: t0))"),
-            Violation(name: "email_services: unknown provider", sql: "INSERT INTO email_services (id, name, provider, created_at, updated_at) VALUES (\(bind: UUID()), 'relay-2', 'ses', \(bind: t0), \(bind: t0))"),
-            Violation(name: "email_services: duplicate name (UNIQUE)", sql: "INSERT INTO email_services (id, name, provider, created_at, updated_at) VALUES (\(bind: UUID()), 'relay-1', 'http', \(bind: t0), \(bind: t0))"),
+            task("unknown status", status: "running"),
+            task("unknown user (FK)", user: missing),
+            task("negative sent_count", sent: -1),
+            task("more sent and failed than total", sent: 1, failed: 1, total: 1),
+            subtask("unknown status", status: "queued"),
+            subtask("unknown task (FK)", task: missing),
+            subtask("duplicate recipient in one task (UNIQUE)", key: "a@example.com"),
+            subtask("unknown service (FK)", service: missing),
+            subtask("negative attempts", attempts: -1),
+            service("unknown provider", provider: "ses"),
+            service("duplicate name (UNIQUE)", name: "relay-1"),
+            service("negative daily_quota", quota: -1, used: 0),
+            service("used_quota above daily_quota", quota: 10, used: 11),
+            service("negative sending interval", interval: -1),
+            service("reset time not HH:MM", reset: "7:00"),
             Violation(name: "users: empty name", sql: "INSERT INTO users (id, name, email, created_at) VALUES (\(bind: UUID()), '', 'b@example.com', \(bind: t0))"),
         ]
         if d == .sqlite {
             // PostgreSQL's jsonb refuses malformed JSON while parsing the value; SQLite needs the check.
             list.append(tpm("metadata not JSON", metadata: "{not json"))
             list.append(spm("tags not JSON", tags: "{oops"))
-            list.append(Violation(name: "email_services: is_enabled not boolean", sql: "INSERT INTO email_services (id, name, provider, is_enabled, created_at, updated_at) VALUES (\(bind: UUID()), 'relay-3', 'smtp', 7, \(bind: t0), \(bind: t0))"))
+            list.append(Violation(name: "email_services: is_enabled not boolean", sql: "INSERT INTO email_services (id, name, provider, sender_address, daily_quota, is_enabled, created_at, updated_at) VALUES (\(bind: UUID()), 'relay-3', 'smtp', 'a@example.com', 1, 7, \(bind: t0), \(bind: t0))"))
         }
         return list
     }

@@ -7,10 +7,19 @@ import Vapor
 public struct AppDependencies: Sendable {
     /// The clock of every time-based decision.
     public var clock: any WallClock
+    /// The scheduler's settings (instance id, lease, retries, freezing).
+    public var scheduler: SchedulerConfiguration
+    /// Task lifecycle hooks; `nil` logs them.
+    public var taskHooks: (any TaskMonitorHooks)?
+    /// Makes mailers; `nil` uses the real SMTP, HTTP and dry-run mailers.
+    public var mailers: (any MailerFactory)?
 
-    /// Real dependencies: the system clock.
-    public init(clock: any WallClock = SystemClock()) {
+    /// Real dependencies: the system clock and default scheduler settings.
+    public init(clock: any WallClock = SystemClock(), scheduler: SchedulerConfiguration = .init(), taskHooks: (any TaskMonitorHooks)? = nil, mailers: (any MailerFactory)? = nil) {
         self.clock = clock
+        self.scheduler = scheduler
+        self.taskHooks = taskHooks
+        self.mailers = mailers
     }
 }
 
@@ -31,12 +40,27 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     app.middleware = Middlewares()
     app.middleware.use(RouteLoggingMiddleware(logLevel: .debug))
     app.middleware.use(APIErrorMiddleware())
+    // Small bodies by default; endpoints that take large ones (task import) say so.
+    app.routes.defaultMaxBodySize = "1mb"
+    ContentConfiguration.global.use(encoder: APIJSON.encoder(), for: .json)
+    ContentConfiguration.global.use(decoder: APIJSON.decoder(), for: .json)
 
     try DatabaseSetup.register(settings.database, on: app)
     app.migrations.add(AppMigrations.all)
 
+    let hooks = dependencies.taskHooks ?? LoggingTaskMonitor()
+    let mailers = dependencies.mailers ?? DefaultMailerFactory(httpClient: app.http.client.shared)
+    let scheduler = QueueScheduler(
+        database: { [unowned app] in app.db }, clock: dependencies.clock, configuration: dependencies.scheduler,
+        mailers: mailers, hooks: hooks
+    )
+    app.edm = AppServices(clock: dependencies.clock, taskHooks: hooks, scheduler: scheduler)
+
     let checker = HealthChecker(clock: dependencies.clock, startedAt: dependencies.clock.now())
     try app.register(collection: HealthController(checker: checker))
+    try app.register(collection: UsersController())
+    try app.register(collection: EmailServicesController())
+    try app.register(collection: TasksController())
 }
 
 /// Applies the database settings, runs pending migrations and checks the schema.
@@ -54,6 +78,12 @@ public enum RouteCatalog {
     /// `METHOD /path` of every required route, with `:name` for parameters.
     public static let required: [String] = [
         "GET /api/monitoring/health",
+        "POST /api/users", "GET /api/users", "GET /api/users/:id",
+        "POST /api/email-services", "GET /api/email-services", "GET /api/email-services/:id",
+        "PATCH /api/email-services/:id", "PUT /api/email-services/:id", "DELETE /api/email-services/:id",
+        "POST /api/email-services/:id/enable", "POST /api/email-services/:id/disable", "POST /api/email-services/:id/unfreeze",
+        "POST /api/tasks", "GET /api/tasks", "GET /api/tasks/:id",
+        "POST /api/tasks/:id/pause", "POST /api/tasks/:id/resume", "POST /api/tasks/:id/cancel",
     ]
 
     /// `METHOD /path` of every route registered on `app`, sorted by path then method.

@@ -38,7 +38,7 @@ public struct EDMMonitorCommand: AsyncParsableCommand {
         commandName: "edm-monitor",
         abstract: "Runs and watches an email-marketing (EDM) sending platform.",
         version: EDMMonitorVersion.current,
-        subcommands: [ServeCommand.self, MigrateCommand.self, RoutesCommand.self]
+        subcommands: [ServeCommand.self, MigrateCommand.self, RoutesCommand.self, TaskCommand.self, ServiceCommand.self, UserCommand.self]
     )
 
     public init() {}
@@ -77,8 +77,9 @@ struct ServeCommand: AsyncParsableCommand {
             try verifyRoutes(app)
             let routes = RouteCatalog.registered(app)
             logger.info("routes registered", metadata: ["count": "\(routes.count)", "routes": .array(routes.map { .string($0) })])
+            app.lifecycle.use(SchedulerLifecycle(scheduler: app.edm.scheduler))
             // Vapor's serve command binds the address set by `configure` and shuts down
-            // gracefully on SIGINT and SIGTERM.
+            // gracefully on SIGINT and SIGTERM (stopping the scheduler after its message in flight).
             try await app.execute()
         }
         logger.info("edm-monitor stopped")

@@ -49,6 +49,16 @@ enum SQLDialectKind: Sendable {
         self == .sqlite ? SQLRaw("json_valid(\(Self.quote(column)))") : nil
     }
 
+    /// ``jsonCheck(_:)`` as a column constraint list (empty on PostgreSQL), for ALTER TABLE ADD COLUMN.
+    func jsonCheckConstraint(_ column: String) -> [SQLColumnConstraintAlgorithm] {
+        jsonCheck(column).map { [.check($0)] } ?? []
+    }
+
+    /// ``boolCheck(_:)`` as a column constraint list (empty on PostgreSQL).
+    func boolCheckConstraint(_ column: String) -> [SQLColumnConstraintAlgorithm] {
+        boolCheck(column).map { [.check($0)] } ?? []
+    }
+
     /// A CHECK expression that a boolean column holds 0 or 1 on SQLite (PostgreSQL's BOOLEAN needs none).
     func boolCheck(_ column: String) -> (any SQLExpression)? {
         self == .sqlite ? SQLRaw("\(Self.quote(column)) IN (0, 1)") : nil

@@ -12,6 +12,8 @@ public final class User: Model, @unchecked Sendable {
     // data
     @Field(key: "name") public var name: String
     @Field(key: "email") public var email: String
+    /// When a subtask of this user was last claimed (the scheduler's round-robin order).
+    @OptionalField(key: "last_dispatched_at") public var lastDispatchedAt: Date?
 
     public init() {}
 

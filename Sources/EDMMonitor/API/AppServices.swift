@@ -1,0 +1,32 @@
+import EDMMonitorCore
+import Vapor
+
+/// The application's long-lived parts, reachable from handlers and commands as `app.edm`.
+public struct AppServices: Sendable {
+    /// The clock of every time-based decision.
+    public var clock: any WallClock
+    /// Task lifecycle hooks (logging until task monitoring records metrics).
+    public var taskHooks: any TaskMonitorHooks
+    /// The dispatch loop (started by `serve`; tests call `runOnce()`).
+    public var scheduler: QueueScheduler
+}
+
+extension Application {
+    private struct AppServicesKey: StorageKey {
+        typealias Value = AppServices
+    }
+
+    /// The services set up by `configure`. Accessing them before `configure` is a programming error.
+    public var edm: AppServices {
+        get {
+            guard let services = storage[AppServicesKey.self] else { fatalError("configure(_:settings:) has not run") }
+            return services
+        }
+        set { storage[AppServicesKey.self] = newValue }
+    }
+}
+
+extension Request {
+    /// `application.edm`.
+    var edm: AppServices { application.edm }
+}

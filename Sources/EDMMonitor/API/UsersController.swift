@@ -1,0 +1,62 @@
+import EDMMonitorCore
+import FluentKit
+import Vapor
+
+/// `/api/users`: create, list and read the owners of tasks.
+struct UsersController: RouteCollection {
+    struct CreateBody: Content {
+        var name: String
+        var email: String
+    }
+
+    /// A user as the API returns it.
+    struct UserDTO: Content {
+        var id: UUID
+        var name: String
+        var email: String
+        var created_at: Date?
+
+        init(_ user: User) throws {
+            id = try user.requireID()
+            name = user.name
+            email = user.email
+            created_at = user.createdAt
+        }
+    }
+
+    func boot(routes: any RoutesBuilder) throws {
+        let users = routes.grouped("api", "users")
+        users.post(use: create)
+        users.get(use: list)
+        users.get(":id", use: get)
+    }
+
+    @Sendable func create(_ req: Request) async throws -> Response {
+        let body = try req.content.decode(CreateBody.self)
+        var details: [APIErrorDetail] = []
+        let name = body.name.trimmingCharacters(in: .whitespacesAndNewlines)
+        if name.isEmpty || name.count > 200 { details.append(.init(field: "name", reason: "must be 1 to 200 characters")) }
+        var email = body.email
+        switch EmailAddress.validate(body.email) {
+        case .success(let address): email = address.address
+        case .failure(let problem): details.append(.init(field: "email", reason: problem.message))
+        }
+        guard details.isEmpty else { throw APIError.validation("the user is invalid", details) }
+        let user = User(name: name, email: email)
+        user.createdAt = req.edm.clock.now()
+        try await user.create(on: req.db)
+        return try await UserDTO(user).encodeResponse(status: .created, for: req)
+    }
+
+    @Sendable func list(_ req: Request) async throws -> Page<UserDTO> {
+        let page = try PageRequest(from: req)
+        let (users, total) = try await User.query(on: req.db).sort(\.$createdAt).sort(\.$id).page(page)
+        return Page(data: try users.map(UserDTO.init), page: page, total: total)
+    }
+
+    @Sendable func get(_ req: Request) async throws -> UserDTO {
+        let id = try req.uuidParameter("id", resource: "user")
+        guard let user = try await User.find(id, on: req.db) else { throw APIError.notFound("no user with id \(id)") }
+        return try UserDTO(user)
+    }
+}

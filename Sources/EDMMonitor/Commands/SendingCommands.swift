@@ -1,0 +1,170 @@
+import ArgumentParser
+import EDMMonitorCore
+import FluentKit
+import Foundation
+import Vapor
+
+/// Runs `body` on a migrated database (the commands below work on the database directly, so
+/// they need no running server; SQLite waits for a running server's writes).
+func withMigratedApp<T>(_ options: SettingsOptions, _ body: (Application) async throws -> T) async throws -> T {
+    let settings = try options.settings()
+    bootstrapLogging(Settings(database: settings.database, httpHost: settings.httpHost, httpPort: settings.httpPort, logLevel: .warning, logFormat: settings.logFormat))
+    return try await withCommandApp(settings) { app in
+        try await prepareDatabase(app, settings: settings)
+        return try await body(app)
+    }
+}
+
+/// Turns an API validation error into one CLI line: `field: reason; field: reason`.
+func commandLineMessage(_ error: APIError) -> String {
+    let details = error.details.prefix(10).map { "\($0.field): \($0.reason)" }.joined(separator: "; ")
+    let more = error.details.count > 10 ? " (and \(error.details.count - 10) more)" : ""
+    return details.isEmpty ? error.message : "\(error.message): \(details)\(more)"
+}
+
+/// `edm-monitor user add --name NAME --email ADDRESS`.
+struct UserCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "user", abstract: "Manage users.", subcommands: [Add.self])
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "add", abstract: "Create a user and print its id.")
+        @OptionGroup var options: SettingsOptions
+        @ArgumentParser.Option(help: "Display name.") var name: String
+        @ArgumentParser.Option(help: "Email address.") var email: String
+
+        func run() async throws {
+            try await withMigratedApp(options) { app in
+                guard case .success(let address) = EmailAddress.validate(email) else {
+                    throw ArgumentParser.ValidationError("--email \"\(email)\" is not a valid address")
+                }
+                let user = User(name: name, email: address.address)
+                user.createdAt = app.edm.clock.now()
+                try await user.create(on: app.db)
+                print(try user.requireID().uuidString.lowercased())
+            }
+        }
+    }
+}
+
+/// `edm-monitor service add …`: create an email service.
+struct ServiceCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "service", abstract: "Manage email services.", subcommands: [Add.self])
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "add",
+            abstract: "Create an email service and print its id.",
+            discussion: "The SMTP password is read from the environment variable named by --password-env, never from the command line (which other users can see in ps)."
+        )
+        @OptionGroup var options: SettingsOptions
+        @ArgumentParser.Option(help: "Unique name.") var name: String
+        @ArgumentParser.Option(help: "smtp, http or dry_run.") var provider: String
+        @ArgumentParser.Option(help: "Sender (From and envelope) address.") var sender: String
+        @ArgumentParser.Option(help: "Sender display name.") var senderName: String?
+        @ArgumentParser.Option(help: "Messages per quota day.") var dailyQuota: Int
+        @ArgumentParser.Option(help: "Local quota reset time HH:MM.") var quotaResetTime: String = "00:00"
+        @ArgumentParser.Option(help: "IANA time zone of the reset time.") var quotaTimezone: String = "UTC"
+        @ArgumentParser.Option(help: "Least seconds between two sends.") var interval: Double = 0
+        @ArgumentParser.Option(help: "SMTP host.") var smtpHost: String?
+        @ArgumentParser.Option(help: "SMTP port.") var smtpPort: Int?
+        @ArgumentParser.Option(help: "none, starttls or tls.") var smtpSecurity: String?
+        @ArgumentParser.Option(help: "SMTP user name.") var smtpUsername: String?
+        @ArgumentParser.Option(help: "Name of the environment variable holding the SMTP password.") var passwordEnv: String?
+        @ArgumentParser.Option(help: "HTTP endpoint URL.") var httpEndpoint: String?
+
+        func run() async throws {
+            var password: String?
+            if let passwordEnv {
+                guard let value = ProcessInfo.processInfo.environment[passwordEnv] else {
+                    throw ArgumentParser.ValidationError("--password-env \(passwordEnv): that environment variable is not set")
+                }
+                password = value
+            }
+            let body = EmailServicesController.WriteBody(
+                name: name, provider: provider,
+                smtp: provider == "smtp" ? .init(host: smtpHost, port: smtpPort, security: smtpSecurity, username: smtpUsername, password: password) : nil,
+                http: provider == "http" ? .init(endpoint_url: httpEndpoint, headers: nil, body_template: nil) : nil,
+                sender_address: sender, sender_name: senderName, daily_quota: dailyQuota, quota_reset_time: quotaResetTime,
+                quota_timezone: quotaTimezone, sending_interval_seconds: interval, is_enabled: true
+            )
+            try await withMigratedApp(options) { app in
+                let service = EmailService()
+                service.usedQuota = 0
+                service.isFrozen = false
+                service.consecutiveFailures = 0
+                do {
+                    try EmailServicesController.apply(body, to: service, creating: true)
+                    try await EmailServicesController.saveHandlingConflicts(service, on: app.db)
+                } catch let error as APIError {
+                    throw ArgumentParser.ValidationError(commandLineMessage(error))
+                }
+                print(try service.requireID().uuidString.lowercased())
+            }
+        }
+    }
+}
+
+/// `edm-monitor task create --csv FILE …`: import recipients and create a task.
+struct TaskCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "task", abstract: "Manage tasks.", subcommands: [Create.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "create", abstract: "Create a task from a CSV of recipients and print its id.")
+        @OptionGroup var options: SettingsOptions
+        @ArgumentParser.Option(help: "Owner's user id.") var userId: String
+        @ArgumentParser.Option(help: "Task name.") var name: String
+        @ArgumentParser.Option(help: "CSV file with an email column (UTF-8, with or without BOM).") var csv: String
+        @ArgumentParser.Option(help: "Subject template (Mustache).") var subject: String
+        @ArgumentParser.Option(help: "File with the text body template.") var bodyFile: String
+        @ArgumentParser.Option(help: "File with the HTML body template.") var htmlFile: String?
+        @ArgumentParser.Option(help: "Send not before (ISO 8601 or Unix seconds).") var scheduledAt: String?
+        @ArgumentParser.Flag(help: "Create the task from the valid rows and list the rest.") var skipInvalid = false
+
+        func run() async throws {
+            guard let userID = UUID(uuidString: userId) else { throw ArgumentParser.ValidationError("--user-id \"\(userId)\" is not a UUID") }
+            func read(_ path: String, _ flag: String) throws -> Data {
+                guard let data = FileManager.default.contents(atPath: path) else {
+                    throw ArgumentParser.ValidationError("\(flag) \(path): cannot read that file")
+                }
+                return data
+            }
+            let csvData = try read(csv, "--csv")
+            guard let text = String(data: try read(bodyFile, "--body-file"), encoding: .utf8) else {
+                throw ArgumentParser.ValidationError("--body-file \(bodyFile): not UTF-8 text")
+            }
+            let html = try htmlFile.map { String(decoding: try read($0, "--html-file"), as: UTF8.self) }
+            var scheduled: Date?
+            if let scheduledAt {
+                guard let date = APIJSON.parse(scheduledAt) else { throw ArgumentParser.ValidationError("--scheduled-at \"\(scheduledAt)\" is not ISO 8601 or Unix seconds") }
+                scheduled = date
+            }
+            let input = NewTask(userID: userID, name: name, subject: subject, textBody: text, htmlBody: html, scheduledAt: scheduled, recipients: .csv(csvData), skipInvalid: skipInvalid)
+            let showProgress = isatty(STDERR_FILENO) == 1
+            try await withMigratedApp(options) { app in
+                let created: TaskCreation
+                do {
+                    created = try await TaskService.create(input, on: app.db, clock: app.edm.clock, hooks: app.edm.taskHooks) { done, total in
+                        guard showProgress else { return }
+                        FileHandle.standardError.write(Data("\r\(ProgressBar.render(done: done, total: total, width: 30)) \(done)/\(total) recipients".utf8))
+                    }
+                } catch let error as APIError {
+                    throw ArgumentParser.ValidationError(commandLineMessage(error))
+                }
+                if showProgress { FileHandle.standardError.write(Data("\n".utf8)) }
+                for problem in created.skipped {
+                    FileHandle.standardError.write(Data("skipped row \(problem.row): \(problem.message)\n".utf8))
+                }
+                print(try created.task.requireID().uuidString.lowercased())
+            }
+        }
+    }
+}
+
+/// A text progress bar: `[██████░░░░] 60%`.
+enum ProgressBar {
+    static func render(done: Int, total: Int, width: Int) -> String {
+        let fraction = total == 0 ? 1 : min(1, Double(done) / Double(total))
+        let filled = Int((fraction * Double(width)).rounded(.down))
+        return "[" + String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled) + "] \(Int(fraction * 100))%"
+    }
+}

@@ -1,0 +1,31 @@
+import AsyncHTTPClient
+import Foundation
+
+/// Makes the real mailer of each provider: SMTP over SwiftNIO, HTTP through AsyncHTTPClient,
+/// and the dry-run sink.
+public struct DefaultMailerFactory: MailerFactory {
+    let httpClient: HTTPClient
+
+    public init(httpClient: HTTPClient) {
+        self.httpClient = httpClient
+    }
+
+    public func makeMailer(for service: EmailService) throws -> any Mailer {
+        switch service.provider {
+        case .dryRun:
+            return DryRunMailer()
+        case .http:
+            guard let settings = service.providerConfig.http else { throw MailerSetupError("the http service has no http settings") }
+            return try HTTPMailer(settings: settings, client: httpClient)
+        case .smtp:
+            guard let settings = service.providerConfig.smtp else { throw MailerSetupError("the smtp service has no smtp settings") }
+            return try SMTPServiceMailer(settings: settings, senderAddress: service.senderAddress)
+        }
+    }
+}
+
+/// A service whose settings cannot make a mailer.
+public struct MailerSetupError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,103 @@
+import AsyncHTTPClient
+import EDMMonitorCore
+import Foundation
+import Mustache
+import NIOCore
+import NIOHTTP1
+
+/// The `http` provider: one JSON `POST` per message to the service's endpoint through
+/// AsyncHTTPClient.
+///
+/// Outcome by status (as sending APIs such as SES, Mailgun and SendGrid document them): 2xx
+/// sent; 429 and 5xx transient (retry later); any other status permanent. Connection errors
+/// and timeouts are transient. The provider's message id is read from the response JSON
+/// (`message_id`, `messageId` or `id`) or the `X-Message-Id` header.
+public struct HTTPMailer: Mailer {
+    /// The body sent when the service has no body template: every field of the message as JSON.
+    public static let defaultBody = """
+    {"from":{"email":"{{from_address}}","name":"{{from_name}}"},"to":{"email":"{{to_address}}","name":"{{to_name}}"},"subject":"{{subject}}","text":"{{text_body}}","html":"{{html_body}}","task_id":"{{task_id}}","subtask_id":"{{subtask_id}}"}
+    """
+
+    let settings: HTTPSettings
+    let client: HTTPClient
+    let template: MustacheTemplate
+    let timeout: TimeAmount
+
+    /// Creates a mailer. - Throws: `MessageTemplates.ParseError` when the body template does not parse.
+    public init(settings: HTTPSettings, client: HTTPClient, timeout: TimeAmount = .seconds(30)) throws {
+        self.settings = settings
+        self.client = client
+        self.timeout = timeout
+        let source = settings.bodyTemplate ?? Self.defaultBody
+        // Values are escaped as JSON string content, not HTML.
+        MustacheContentTypes.register(JSONStringContentType(), named: "JSON_STRING")
+        self.template = try MustacheTemplate(string: "{{% CONTENT_TYPE: JSON_STRING}}" + source)
+    }
+
+    public func send(_ email: OutgoingEmail) async -> MailerOutcome {
+        let context: [String: String] = [
+            "from_address": email.fromAddress, "from_name": email.fromName ?? "",
+            "to_address": email.toAddress, "to_name": email.toName ?? "",
+            "subject": email.subject, "text_body": email.textBody, "html_body": email.htmlBody ?? "",
+            "task_id": email.taskID.uuidString.lowercased(), "subtask_id": email.subtaskID.uuidString.lowercased(),
+        ]
+        var request = HTTPClientRequest(url: settings.endpointURL)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        for (name, value) in settings.headers { request.headers.replaceOrAdd(name: name, value: value) }
+        request.body = .bytes(ByteBuffer(string: template.render(context)))
+        do {
+            let response = try await client.execute(request, timeout: timeout)
+            let body = try await response.body.collect(upTo: 1 << 20)
+            let code = Int(response.status.code)
+            switch code {
+            case 200..<300:
+                return .sent(messageID: Self.messageID(body: body, headers: response.headers))
+            case 429, 500..<600:
+                return .transientFailure("HTTP \(code) \(Self.excerpt(body))")
+            default:
+                return .permanentFailure("HTTP \(code) \(Self.excerpt(body))")
+            }
+        } catch {
+            return .transientFailure("HTTP request failed: \(error)")
+        }
+    }
+
+    public func close() async {}
+
+    static func messageID(body: ByteBuffer, headers: HTTPHeaders) -> String? {
+        if let data = body.getData(at: body.readerIndex, length: body.readableBytes),
+           let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
+            for key in ["message_id", "messageId", "id"] {
+                if let value = object[key] as? String, !value.isEmpty { return value }
+                if let value = object[key] as? Int { return String(value) }
+            }
+        }
+        return headers.first(name: "X-Message-Id")
+    }
+
+    static func excerpt(_ body: ByteBuffer) -> String {
+        let text = String(buffer: body).trimmingCharacters(in: .whitespacesAndNewlines)
+        return text.count > 200 ? String(text.prefix(200)) + "…" : text
+    }
+}
+
+/// Escapes values for the inside of a JSON string literal (RFC 8259 §7).
+struct JSONStringContentType: MustacheContentType {
+    func escapeText(_ text: String) -> String {
+        var out = ""
+        out.reserveCapacity(text.utf8.count)
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+}

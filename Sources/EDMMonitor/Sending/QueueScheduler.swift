@@ -1,0 +1,462 @@
+import EDMMonitorCore
+import FluentKit
+import Foundation
+import Logging
+import SQLKit
+import Synchronization
+
+/// Settings of the dispatch loop.
+public struct SchedulerConfiguration: Sendable {
+    /// This instance's id in `service_reservations.reserved_by` and `sub_tasks.claimed_by`.
+    public var instanceID: String
+    /// How long a reservation (and a claim) holds without renewal, seconds; renewed every third
+    /// of it while a send runs.
+    public var leaseSeconds: Double = 30
+    /// Attempts of one subtask before a temporary failure becomes final.
+    public var maxAttempts: Int = 3
+    /// Backoff before retry n (n ≥ 1) is `retryBaseSeconds × 2^(n−1)`, at most one hour.
+    public var retryBaseSeconds: Double = 30
+    /// Consecutive failures that freeze a service…
+    public var freezeAfterFailures: Int = 5
+    /// …for this many seconds.
+    public var freezeSeconds: Double = 15 * 60
+    /// Pause of the loop when a cycle dispatched nothing.
+    public var idleDelay: Duration = .milliseconds(500)
+
+    /// Defaults, with an instance id made of host name, process id and a random suffix.
+    public init(instanceID: String = SchedulerConfiguration.defaultInstanceID()) {
+        self.instanceID = instanceID
+    }
+
+    /// `host-pid-xxxxxx`: unique across processes and restarts.
+    public static func defaultInstanceID() -> String {
+        "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString.prefix(6).lowercased())"
+    }
+
+    /// Delay before the retry that follows attempt `attempts` (1-based), seconds.
+    func retryDelay(afterAttempt attempts: Int) -> Double {
+        min(3600, retryBaseSeconds * pow(2, Double(max(0, attempts - 1))))
+    }
+}
+
+/// What one scheduler cycle did.
+public struct SchedulerCycleReport: Sendable, Equatable {
+    /// Messages accepted by a provider.
+    public var sent = 0
+    /// Attempts that failed (temporary or permanent).
+    public var failedAttempts = 0
+    /// Services that had work but whose reservation another instance held.
+    public var reservationConflicts = 0
+    /// Subtasks marked failed because their instance died mid-send.
+    public var interrupted = 0
+    /// Services whose daily quota was reset this cycle.
+    public var quotaResets = 0
+    /// Services thawed because `frozen_until` passed.
+    public var thawed = 0
+
+    /// Sends attempted (successful or not).
+    public var dispatched: Int { sent + failedAttempts }
+}
+
+/// Creates the mailer of a service (SMTP, HTTP or dry run).
+public protocol MailerFactory: Sendable {
+    /// A mailer for `service`. - Throws: when the service's settings cannot make one.
+    func makeMailer(for service: EmailService) throws -> any Mailer
+}
+
+/// Stage 2 of the two-stage scheduler: the dispatch loop.
+///
+/// Each cycle (``runOnce()``):
+/// 1. housekeeping — subtasks left `sending` by a dead instance (lease expired) become `failed`
+///    with reason `interrupted` (never resent: at-most-once); expired reservations are deleted;
+///    frozen services whose `frozen_until` passed thaw; each service's daily quota resets when
+///    its local quota day changes (`QuotaResetSchedule`, correct across DST);
+/// 2. for every service that is enabled, not frozen, under quota and past `next_available_at`,
+///    in parallel: take its reservation (one atomic upsert), claim the next subtask fairly —
+///    the user served longest ago first (round-robin), then FIFO by task and by recipient —
+///    render and send it, record the outcome, pace the service and release the reservation.
+///
+/// Several instances may share one PostgreSQL database: a reservation is held by one instance
+/// at a time, and claims use `FOR UPDATE SKIP LOCKED`, so no subtask is sent twice.
+public final class QueueScheduler: Sendable {
+    let database: @Sendable () -> any Database
+    let clock: any WallClock
+    let configuration: SchedulerConfiguration
+    let mailers: any MailerFactory
+    let hooks: any TaskMonitorHooks
+    let logger: Logger
+    private let cache = Mutex<[UUID: CachedMailer]>([:])
+    private let failureStreak = Mutex(0)
+
+    struct CachedMailer: Sendable {
+        var version: Date?
+        var mailer: any Mailer
+    }
+
+    /// Creates a scheduler. `database` is asked for a handle each cycle.
+    public init(database: @escaping @Sendable () -> any Database, clock: any WallClock, configuration: SchedulerConfiguration, mailers: any MailerFactory, hooks: any TaskMonitorHooks, logger: Logger = Logger(label: "edm.scheduler")) {
+        self.database = database
+        self.clock = clock
+        self.configuration = configuration
+        self.mailers = mailers
+        self.hooks = hooks
+        self.logger = logger
+    }
+
+    /// Runs cycles until the task is cancelled. A failing cycle (database unreachable) is logged
+    /// once per failure streak and retried after the idle delay; nothing is marked failed for it.
+    public func run() async {
+        logger.info("scheduler started", metadata: ["instance": "\(configuration.instanceID)"])
+        while !Task.isCancelled {
+            do {
+                let report = try await runOnce()
+                let streak = failureStreak.withLock { s in defer { s = 0 }; return s }
+                if streak > 0 { logger.notice("scheduler recovered", metadata: ["failed_cycles": "\(streak)"]) }
+                if report.dispatched == 0 { try? await Task.sleep(for: configuration.idleDelay) }
+            } catch {
+                let first = failureStreak.withLock { s in s += 1; return s == 1 }
+                if first { logger.error("scheduler cycle failed; retrying", metadata: ["error": "\(String(reflecting: error))"]) }
+                try? await Task.sleep(for: configuration.idleDelay)
+            }
+        }
+        await closeMailers()
+        logger.info("scheduler stopped")
+    }
+
+    /// One cycle: housekeeping, then at most one message per dispatchable service.
+    public func runOnce() async throws -> SchedulerCycleReport {
+        var report = SchedulerCycleReport()
+        let db = database()
+        try await housekeeping(db, report: &report)
+        let services = try await dispatchableServices(db)
+        let outcomes = try await withThrowingTaskGroup(of: DispatchResult.self) { group in
+            for service in services {
+                group.addTask { try await self.dispatch(service, on: self.database()) }
+            }
+            var results: [DispatchResult] = []
+            for try await result in group { results.append(result) }
+            return results
+        }
+        for outcome in outcomes {
+            switch outcome {
+            case .sent: report.sent += 1
+            case .failed: report.failedAttempts += 1
+            case .reservedElsewhere: report.reservationConflicts += 1
+            case .idle: break
+            }
+        }
+        return report
+    }
+
+    /// Closes every cached mailer (SMTP QUIT).
+    public func closeMailers() async {
+        let all = cache.withLock { c in defer { c.removeAll() }; return Array(c.values) }
+        for entry in all { await entry.mailer.close() }
+    }
+
+    // MARK: - Housekeeping
+
+    func housekeeping(_ db: any Database, report: inout SchedulerCycleReport) async throws {
+        let sql = db.sql
+        let now = clock.now()
+
+        // At-most-once: a claim whose lease expired belonged to a dead instance.
+        let interrupted = try await sql.raw("""
+            UPDATE sub_tasks SET status = 'failed', last_error = 'interrupted', lease_expires_at = NULL, updated_at = \(bind: now)
+            WHERE status = 'sending' AND lease_expires_at < \(bind: now)
+            RETURNING task_id
+            """).all(decoding: TaskIDRow.self)
+        report.interrupted = interrupted.count
+        if !interrupted.isEmpty {
+            logger.warning("subtasks interrupted by a dead instance marked failed", metadata: ["count": "\(interrupted.count)"])
+            for (taskID, count) in Dictionary(grouping: interrupted, by: \.task_id).mapValues(\.count) {
+                try await sql.raw("UPDATE tasks SET failed_count = failed_count + \(bind: count), updated_at = \(bind: now) WHERE id = \(bind: taskID)").run()
+                try await finishIfDone(taskID: taskID, on: sql, now: now)
+            }
+        }
+
+        try await sql.raw("DELETE FROM service_reservations WHERE expires_at < \(bind: now)").run()
+
+        let thawed = try await sql.raw("""
+            UPDATE email_services SET is_frozen = \(SQLLiteral.boolean(false)), frozen_until = NULL, consecutive_failures = 0
+            WHERE is_frozen = \(SQLLiteral.boolean(true)) AND frozen_until IS NOT NULL AND frozen_until <= \(bind: now)
+            RETURNING id
+            """).all()
+        report.thawed = thawed.count
+
+        for service in try await EmailService.query(on: db).all() {
+            guard let schedule = try? QuotaResetSchedule(resetTime: service.quotaResetTime, timeZoneIdentifier: service.quotaTimezone) else { continue }
+            let day = schedule.window(containing: now).quotaDay
+            guard service.quotaDay != day else { continue }
+            // Conditional on the day read, so two instances reset a day once.
+            let sameDay: SQLQueryString = service.quotaDay.map { "quota_day = \(bind: $0)" } ?? "quota_day IS NULL"
+            let reset = try await sql.raw("""
+                UPDATE email_services SET used_quota = 0, quota_day = \(bind: day)
+                WHERE id = \(bind: service.requireID()) AND \(sameDay)
+                RETURNING id
+                """).all()
+            if !reset.isEmpty && service.quotaDay != nil { report.quotaResets += 1 }
+        }
+    }
+
+    /// Marks the task completed (some sent) or failed (all failed) when every subtask is terminal.
+    func finishIfDone(taskID: UUID, on sql: any SQLDatabase, now: Date) async throws {
+        let rows = try await sql.raw("""
+            UPDATE tasks SET status = CASE WHEN sent_count > 0 THEN 'completed' ELSE 'failed' END,
+                status_reason = CASE WHEN sent_count > 0 THEN NULL ELSE 'every recipient failed' END,
+                completed_at = \(bind: now), updated_at = \(bind: now)
+            WHERE id = \(bind: taskID) AND status IN ('queued', 'sending', 'paused') AND sent_count + failed_count >= total_count
+            RETURNING user_id, status, sent_count, failed_count, total_count
+            """).all(decoding: FinishedRow.self)
+        guard let row = rows.first else { return }
+        if row.status == TaskRecord.Status.completed.rawValue {
+            await hooks.completed(taskID: taskID, userID: row.user_id, sent: row.sent_count, failed: row.failed_count, total: row.total_count, at: now)
+        } else {
+            await hooks.failed(taskID: taskID, userID: row.user_id, reason: "every recipient failed", at: now)
+        }
+    }
+
+    // MARK: - Dispatch
+
+    enum DispatchResult: Sendable { case sent, failed, reservedElsewhere, idle }
+
+    func dispatchableServices(_ db: any Database) async throws -> [EmailService] {
+        let now = clock.now()
+        return try await EmailService.query(on: db)
+            .filter(\.$isEnabled == true)
+            .group(.or) { $0.filter(\.$isFrozen == false).filter(\.$frozenUntil <= now) }
+            .group(.or) { $0.filter(\.$nextAvailableAt == nil).filter(\.$nextAvailableAt <= now) }
+            .sort(\.$name)
+            .all()
+            .filter { $0.usedQuota < $0.dailyQuota }
+    }
+
+    func dispatch(_ service: EmailService, on db: any Database) async throws -> DispatchResult {
+        let sql = db.sql
+        let serviceID = try service.requireID()
+        var now = clock.now()
+
+        guard try await reserve(serviceID, on: sql, now: now) else { return .reservedElsewhere }
+        do {
+            guard let claim = try await claimNext(serviceID: serviceID, on: sql, now: now) else {
+                try await release(serviceID, on: sql)
+                return .idle
+            }
+            let email = render(claim, service: service)
+            let outcome: MailerOutcome
+            do {
+                let mailer = try mailer(for: service)
+                let subtaskID = try claim.subtask.requireID()
+                outcome = await withLeaseRenewal(serviceID: serviceID, subtaskID: subtaskID, on: sql) {
+                    await mailer.send(email)
+                }
+            } catch {
+                outcome = .permanentFailure("the service's settings cannot make a mailer: \(error)")
+            }
+            now = clock.now()
+            try await record(outcome, claim: claim, service: service, on: db, now: now)
+            try await release(serviceID, on: sql)
+            if case .sent = outcome { return .sent }
+            return .failed
+        } catch {
+            try? await release(serviceID, on: sql)
+            throw error
+        }
+    }
+
+    /// Takes the service's lease in one statement: insert, or take over an expired row.
+    func reserve(_ serviceID: UUID, on sql: any SQLDatabase, now: Date) async throws -> Bool {
+        let expires = now.addingTimeInterval(configuration.leaseSeconds)
+        let rows = try await sql.raw("""
+            INSERT INTO service_reservations (service_id, reserved_by, subtask_id, reserved_at, expires_at)
+            VALUES (\(bind: serviceID), \(bind: configuration.instanceID), NULL, \(bind: now), \(bind: expires))
+            ON CONFLICT (service_id) DO UPDATE SET reserved_by = excluded.reserved_by, subtask_id = NULL,
+                reserved_at = excluded.reserved_at, expires_at = excluded.expires_at
+            WHERE service_reservations.expires_at <= \(bind: now)
+            RETURNING reserved_by
+            """).all()
+        return !rows.isEmpty
+    }
+
+    func release(_ serviceID: UUID, on sql: any SQLDatabase) async throws {
+        try await sql.raw("DELETE FROM service_reservations WHERE service_id = \(bind: serviceID) AND reserved_by = \(bind: configuration.instanceID)").run()
+    }
+
+    struct Claim: Sendable {
+        var subtask: SubTaskRecord
+        var task: TaskRecord
+    }
+
+    /// Claims the next subtask: among active, due tasks with pending due subtasks, the user whose
+    /// last claim is oldest (never first), then the oldest task, then the lowest sequence.
+    func claimNext(serviceID: UUID, on sql: any SQLDatabase, now: Date) async throws -> Claim? {
+        let candidates = try await sql.raw("""
+            SELECT t.id AS task_id, t.user_id AS user_id FROM tasks t JOIN users u ON u.id = t.user_id
+            WHERE t.status IN ('queued', 'sending') AND (t.scheduled_at IS NULL OR t.scheduled_at <= \(bind: now))
+              AND EXISTS (SELECT 1 FROM sub_tasks s WHERE s.task_id = t.id AND s.status = 'pending'
+                          AND (s.next_attempt_at IS NULL OR s.next_attempt_at <= \(bind: now)))
+            ORDER BY (u.last_dispatched_at IS NOT NULL), u.last_dispatched_at, t.created_at, t.id
+            LIMIT 5
+            """).all(decoding: CandidateRow.self)
+        let skipLocked = SQLDialectKind(sql) == .postgres ? "FOR UPDATE SKIP LOCKED" : ""
+        let lease = now.addingTimeInterval(configuration.leaseSeconds)
+        for candidate in candidates {
+            let claimed = try await sql.raw("""
+                UPDATE sub_tasks SET status = 'sending', service_id = \(bind: serviceID), claimed_by = \(bind: configuration.instanceID),
+                    lease_expires_at = \(bind: lease), attempts = attempts + 1, updated_at = \(bind: now)
+                WHERE id = (SELECT id FROM sub_tasks WHERE task_id = \(bind: candidate.task_id) AND status = 'pending'
+                            AND (next_attempt_at IS NULL OR next_attempt_at <= \(bind: now))
+                            ORDER BY sequence LIMIT 1 \(unsafeRaw: skipLocked))
+                  AND status = 'pending'
+                RETURNING id
+                """).all(decoding: IDRow.self)
+            guard let id = claimed.first?.id else { continue }
+            try await sql.raw("UPDATE users SET last_dispatched_at = \(bind: now) WHERE id = \(bind: candidate.user_id)").run()
+            try await sql.raw("UPDATE tasks SET status = 'sending', updated_at = \(bind: now) WHERE id = \(bind: candidate.task_id) AND status = 'queued'").run()
+            try await sql.raw("UPDATE service_reservations SET subtask_id = \(bind: id) WHERE service_id = \(bind: serviceID) AND reserved_by = \(bind: configuration.instanceID)").run()
+            let db = sql as! any Database
+            guard let subtask = try await SubTaskRecord.find(id, on: db),
+                  let task = try await TaskRecord.find(candidate.task_id, on: db) else { continue }
+            return Claim(subtask: subtask, task: task)
+        }
+        return nil
+    }
+
+    func render(_ claim: Claim, service: EmailService) -> OutgoingEmail {
+        let subtask = claim.subtask, task = claim.task
+        let rendered: (subject: String, text: String, html: String?)
+        if let templates = try? MessageTemplates(subject: task.subjectTemplate, text: task.textTemplate, html: task.htmlTemplate) {
+            rendered = templates.render(email: subtask.recipientEmail, name: subtask.recipientName, variables: subtask.variables)
+        } else {
+            rendered = (task.subjectTemplate, task.textTemplate, task.htmlTemplate)
+        }
+        return OutgoingEmail(
+            fromAddress: service.senderAddress, fromName: service.senderName,
+            toAddress: subtask.recipientEmail, toName: subtask.recipientName,
+            subject: rendered.subject, textBody: rendered.text, htmlBody: rendered.html,
+            headers: ["X-EDM-Task-ID": task.id?.uuidString.lowercased() ?? ""],
+            taskID: task.id ?? UUID(), subtaskID: subtask.id ?? UUID()
+        )
+    }
+
+    /// The cached mailer of `service`, made anew when the service's settings changed.
+    func mailer(for service: EmailService) throws -> any Mailer {
+        let id = try service.requireID()
+        if let cached = cache.withLock({ $0[id] }), cached.version == service.updatedAt { return cached.mailer }
+        let fresh = try mailers.makeMailer(for: service)
+        let old = cache.withLock { c -> (any Mailer)? in
+            let old = c[id]?.mailer
+            c[id] = CachedMailer(version: service.updatedAt, mailer: fresh)
+            return old
+        }
+        if let old { Task { await old.close() } }
+        return fresh
+    }
+
+    /// Runs `send`, renewing the reservation and the claim every third of the lease meanwhile.
+    func withLeaseRenewal(serviceID: UUID, subtaskID: UUID, on sql: any SQLDatabase, _ send: @Sendable () async -> MailerOutcome) async -> MailerOutcome {
+        let interval = configuration.leaseSeconds / 3
+        let renewal = Task {
+            while !Task.isCancelled {
+                try await Task.sleep(for: .seconds(interval))
+                let expires = clock.now().addingTimeInterval(configuration.leaseSeconds)
+                try await sql.raw("UPDATE service_reservations SET expires_at = \(bind: expires) WHERE service_id = \(bind: serviceID) AND reserved_by = \(bind: configuration.instanceID)").run()
+                try await sql.raw("UPDATE sub_tasks SET lease_expires_at = \(bind: expires) WHERE id = \(bind: subtaskID) AND claimed_by = \(bind: configuration.instanceID) AND status = 'sending'").run()
+            }
+        }
+        let outcome = await send()
+        renewal.cancel()
+        return outcome
+    }
+
+    /// Records an attempt's outcome: the subtask, the task's counts and state, the service's
+    /// quota, pacing and failure streak. Then calls the monitoring hooks.
+    func record(_ outcome: MailerOutcome, claim: Claim, service: EmailService, on db: any Database, now: Date) async throws {
+        let sql = db.sql
+        let subtaskID = try claim.subtask.requireID()
+        let taskID = try claim.task.requireID()
+        let serviceID = try service.requireID()
+        let me = configuration.instanceID
+        let nextAvailable = now.addingTimeInterval(service.sendingIntervalSeconds)
+        var firstSent = false
+        var terminal = false
+
+        switch outcome {
+        case .sent(let messageID):
+            func markSent(from status: String) async throws -> Bool {
+                !(try await sql.raw("""
+                    UPDATE sub_tasks SET status = 'sent', sent_at = \(bind: now), provider_message_id = \(bind: messageID),
+                        last_error = NULL, lease_expires_at = NULL, updated_at = \(bind: now)
+                    WHERE id = \(bind: subtaskID) AND claimed_by = \(bind: me) AND status = \(bind: status)
+                    RETURNING id
+                    """).all().isEmpty)
+            }
+            // A claim that housekeeping marked interrupted (this instance stalled past its lease)
+            // was sent after all: move it from failed to sent, and its count with it.
+            var wasCountedFailed = false
+            if try await !markSent(from: "sending") {
+                wasCountedFailed = try await markSent(from: "failed")
+            }
+            firstSent = !(try await sql.raw("UPDATE tasks SET started_at = \(bind: now) WHERE id = \(bind: taskID) AND started_at IS NULL RETURNING id").all().isEmpty)
+            try await sql.raw("""
+                UPDATE tasks SET sent_count = sent_count + 1\(unsafeRaw: wasCountedFailed ? ", failed_count = failed_count - 1" : ""), updated_at = \(bind: now)
+                WHERE id = \(bind: taskID)
+                """).run()
+            try await sql.raw("""
+                UPDATE email_services SET used_quota = CASE WHEN used_quota < daily_quota THEN used_quota + 1 ELSE used_quota END,
+                    consecutive_failures = 0, next_available_at = \(bind: nextAvailable)
+                WHERE id = \(bind: serviceID)
+                """).run()
+            terminal = true
+        case .transientFailure(let reason), .permanentFailure(let reason):
+            let permanent: Bool
+            if case .permanentFailure = outcome { permanent = true } else { permanent = false }
+            let attempts = claim.subtask.attempts
+            let giveUp = permanent || attempts >= configuration.maxAttempts
+            let retryAt = now.addingTimeInterval(configuration.retryDelay(afterAttempt: attempts))
+            try await sql.raw("""
+                UPDATE sub_tasks SET status = \(bind: giveUp ? "failed" : "pending"), last_error = \(bind: String(reason.prefix(1000))),
+                    next_attempt_at = \(bind: giveUp ? nil : retryAt), claimed_by = NULL, lease_expires_at = NULL, updated_at = \(bind: now)
+                WHERE id = \(bind: subtaskID) AND claimed_by = \(bind: me) AND status = 'sending'
+                """).run()
+            if giveUp {
+                try await sql.raw("UPDATE tasks SET failed_count = failed_count + 1, updated_at = \(bind: now) WHERE id = \(bind: taskID)").run()
+                terminal = true
+            }
+            let freezeUntil = now.addingTimeInterval(configuration.freezeSeconds)
+            let frozen = try await sql.raw("""
+                UPDATE email_services SET consecutive_failures = consecutive_failures + 1, next_available_at = \(bind: nextAvailable),
+                    is_frozen = CASE WHEN consecutive_failures + 1 >= \(bind: configuration.freezeAfterFailures) THEN \(SQLLiteral.boolean(true)) ELSE is_frozen END,
+                    frozen_until = CASE WHEN consecutive_failures + 1 >= \(bind: configuration.freezeAfterFailures) THEN \(bind: freezeUntil) ELSE frozen_until END
+                WHERE id = \(bind: serviceID)
+                RETURNING is_frozen
+                """).all(decoding: FrozenRow.self)
+            logger.notice("send failed", metadata: [
+                "service": "\(service.name)", "subtask_id": "\(subtaskID)", "attempt": "\(attempts)",
+                "final": "\(giveUp)", "reason": "\(reason)",
+            ])
+            if frozen.first?.is_frozen == true && !service.isFrozen {
+                logger.warning("service frozen after consecutive failures", metadata: ["service": "\(service.name)", "until": "\(freezeUntil)"])
+            }
+        }
+
+        let task = claim.task
+        if firstSent {
+            let eligible = max(task.createdAt ?? now, task.scheduledAt ?? .distantPast)
+            await hooks.firstSent(taskID: taskID, userID: task.$user.id, waitSeconds: max(0, now.timeIntervalSince(eligible)), totalSubtasks: task.totalCount, at: now)
+        }
+        if terminal {
+            if let counts = try await sql.raw("SELECT sent_count, failed_count, total_count FROM tasks WHERE id = \(bind: taskID)").first(decoding: CountsRow.self) {
+                await hooks.progress(taskID: taskID, userID: task.$user.id, sent: counts.sent_count, failed: counts.failed_count, total: counts.total_count, at: now)
+            }
+            try await finishIfDone(taskID: taskID, on: sql, now: now)
+        }
+    }
+
+    struct TaskIDRow: Decodable { var task_id: UUID }
+    struct IDRow: Decodable { var id: UUID }
+    struct CandidateRow: Decodable { var task_id: UUID; var user_id: UUID }
+    struct FrozenRow: Decodable { var is_frozen: Bool }
+    struct CountsRow: Decodable { var sent_count: Int; var failed_count: Int; var total_count: Int }
+    struct FinishedRow: Decodable { var user_id: UUID; var status: String; var sent_count: Int; var failed_count: Int; var total_count: Int }
+}
