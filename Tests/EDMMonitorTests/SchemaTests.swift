@@ -130,8 +130,11 @@ struct SchemaTests {
     func modelsRoundTrip(_ db: TestDatabase) async throws {
         try await withApp(db) { app, _ in
             let user = User(name: "王小明", email: "wang@example.com")
+            user.createdAt = Date()
             try await user.save(on: app.db)
             let task = TaskRecord(userID: try user.requireID(), name: "spring sale", subjectTemplate: "Hi {{name}}", textTemplate: "Body")
+            task.createdAt = Date()
+            task.updatedAt = task.createdAt
             try await task.save(on: app.db)
             let when = Date(timeIntervalSince1970: 1_773_050_400.25)
             let metric = TaskProcessingMetric(

@@ -136,6 +136,8 @@ struct EmailServicesController: RouteCollection {
         service.isFrozen = false
         service.consecutiveFailures = 0
         try Self.apply(body, to: service, creating: true)
+        service.createdAt = req.edm.clock.now()
+        service.updatedAt = service.createdAt
         try await Self.saveHandlingConflicts(service, on: req.db)
         return try await ServiceDTO(service, now: req.edm.clock.now()).encodeResponse(status: .created, for: req)
     }
@@ -155,6 +157,8 @@ struct EmailServicesController: RouteCollection {
         let service = try await find(req)
         let body = try req.content.decode(WriteBody.self)
         try Self.apply(body, to: service, creating: false)
+        // `updated_at` versions the settings: the scheduler rebuilds the service's mailer.
+        service.updatedAt = req.edm.clock.now()
         try await Self.saveHandlingConflicts(service, on: req.db)
         return try ServiceDTO(service, now: req.edm.clock.now())
     }

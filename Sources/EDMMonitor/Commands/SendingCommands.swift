@@ -94,6 +94,8 @@ struct ServiceCommand: AsyncParsableCommand {
                 service.consecutiveFailures = 0
                 do {
                     try EmailServicesController.apply(body, to: service, creating: true)
+                    service.createdAt = app.edm.clock.now()
+                    service.updatedAt = service.createdAt
                     try await EmailServicesController.saveHandlingConflicts(service, on: app.db)
                 } catch let error as APIError {
                     throw ArgumentParser.ValidationError(commandLineMessage(error))

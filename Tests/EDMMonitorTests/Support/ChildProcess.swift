@@ -31,8 +31,21 @@ final class ChildProcess: @unchecked Sendable {
         defer { argv.forEach { free($0) } }
         let env = (environment ?? ProcessInfo.processInfo.environment).map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { env.forEach { free($0) } }
+        // The spawning thread's signal mask is inherited, and Swift Testing's worker threads block
+        // every signal: without this the child could never be stopped with SIGTERM. Start it
+        // with nothing blocked and default dispositions.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        var allSignals = sigset_t()
+        sigfillset(&allSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        posix_spawnattr_setsigdefault(&attributes, &allSignals)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var child: pid_t = 0
-        let result = posix_spawn(&child, executable, &actions, nil, argv, env)
+        let result = posix_spawn(&child, executable, &actions, &attributes, argv, env)
         guard result == 0 else { throw TestSupportError("posix_spawn \(executable) failed: \(String(cString: strerror(result)))") }
         pid = child
     }

@@ -95,6 +95,9 @@ func withApp<T>(
     _ kind: TestDatabase,
     clock: any WallClock = ManualClock(),
     migrate: Bool = true,
+    mailers: (any MailerFactory)? = nil,
+    hooks: (any TaskMonitorHooks)? = nil,
+    scheduler: SchedulerConfiguration = SchedulerConfiguration(instanceID: "test-instance"),
     _ test: (Application, Settings) async throws -> T
 ) async throws -> T {
     let (location, cleanup) = try await TestDatabases.make(kind, migrated: migrate)
@@ -103,7 +106,7 @@ func withApp<T>(
     let app = try await Application.make(.testing)
     let result: T
     do {
-        try await configure(app, settings: settings, dependencies: .init(clock: clock))
+        try await configure(app, settings: settings, dependencies: .init(clock: clock, scheduler: scheduler, taskHooks: hooks, mailers: mailers))
         if migrate { try await prepareDatabase(app, settings: settings) }
         result = try await test(app, settings)
     } catch {

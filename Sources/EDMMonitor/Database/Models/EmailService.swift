@@ -15,8 +15,10 @@ public final class EmailService: Model, @unchecked Sendable {
 
     // managed
     @ID(key: .id) public var id: UUID?
-    @Timestamp(key: "created_at", on: .create) public var createdAt: Date?
-    @Timestamp(key: "updated_at", on: .update) public var updatedAt: Date?
+    /// Set from the injected clock by the code that creates the row (not Fluent's `Date()`),
+    /// so time-based behaviour is testable.
+    @OptionalField(key: "created_at") public var createdAt: Date?
+    @OptionalField(key: "updated_at") public var updatedAt: Date?
 
     // data
     @Field(key: "name") public var name: String
