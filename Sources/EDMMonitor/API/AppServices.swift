@@ -9,6 +9,8 @@ public struct AppServices: Sendable {
     public var taskHooks: any TaskMonitorHooks
     /// The dispatch loop (started by `serve`; tests call `runOnce()`).
     public var scheduler: QueueScheduler
+    /// Task monitoring: metrics recording, stuck detection (its loop is started by `serve`).
+    public var taskMonitor: TaskMonitorService
 }
 
 extension Application {

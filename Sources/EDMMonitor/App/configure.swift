@@ -48,19 +48,22 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     try DatabaseSetup.register(settings.database, on: app)
     app.migrations.add(AppMigrations.all)
 
-    let hooks = dependencies.taskHooks ?? LoggingTaskMonitor()
+    let heartbeat = SchedulerHeartbeat()
+    let taskMonitor = TaskMonitorService(database: { [unowned app] in app.db }, clock: dependencies.clock, heartbeat: heartbeat)
+    let hooks = dependencies.taskHooks ?? taskMonitor
     let mailers = dependencies.mailers ?? DefaultMailerFactory(httpClient: app.http.client.shared)
     let scheduler = QueueScheduler(
         database: { [unowned app] in app.db }, clock: dependencies.clock, configuration: dependencies.scheduler,
-        mailers: mailers, hooks: hooks
+        mailers: mailers, hooks: hooks, heartbeat: heartbeat
     )
-    app.edm = AppServices(clock: dependencies.clock, taskHooks: hooks, scheduler: scheduler)
+    app.edm = AppServices(clock: dependencies.clock, taskHooks: hooks, scheduler: scheduler, taskMonitor: taskMonitor)
 
     let checker = HealthChecker(clock: dependencies.clock, startedAt: dependencies.clock.now())
     try app.register(collection: HealthController(checker: checker))
     try app.register(collection: UsersController())
     try app.register(collection: EmailServicesController())
     try app.register(collection: TasksController())
+    try app.register(collection: TaskMonitoringController())
 }
 
 /// Applies the database settings, runs pending migrations and checks the schema.
@@ -84,6 +87,8 @@ public enum RouteCatalog {
         "POST /api/email-services/:id/enable", "POST /api/email-services/:id/disable", "POST /api/email-services/:id/unfreeze",
         "POST /api/tasks", "GET /api/tasks", "GET /api/tasks/:id",
         "POST /api/tasks/:id/pause", "POST /api/tasks/:id/resume", "POST /api/tasks/:id/cancel",
+        "GET /api/monitoring/task-metrics", "GET /api/monitoring/task-metrics/:taskId", "GET /api/monitoring/task-stats",
+        "GET /api/monitoring/queue-status", "POST /api/monitoring/task-events",
     ]
 
     /// `METHOD /path` of every route registered on `app`, sorted by path then method.

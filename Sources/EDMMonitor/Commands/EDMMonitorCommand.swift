@@ -77,7 +77,9 @@ struct ServeCommand: AsyncParsableCommand {
             try verifyRoutes(app)
             let routes = RouteCatalog.registered(app)
             logger.info("routes registered", metadata: ["count": "\(routes.count)", "routes": .array(routes.map { .string($0) })])
-            app.lifecycle.use(SchedulerLifecycle(scheduler: app.edm.scheduler))
+            let services = app.edm
+            app.lifecycle.use(BackgroundLoop { await services.scheduler.run() })
+            app.lifecycle.use(BackgroundLoop { await services.taskMonitor.run() })
             // Vapor's serve command binds the address set by `configure` and shuts down
             // gracefully on SIGINT and SIGTERM (stopping the scheduler after its message in flight).
             try await app.execute()

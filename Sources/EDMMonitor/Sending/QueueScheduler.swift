@@ -85,6 +85,7 @@ public final class QueueScheduler: Sendable {
     let mailers: any MailerFactory
     let hooks: any TaskMonitorHooks
     let logger: Logger
+    let heartbeat: SchedulerHeartbeat
     private let cache = Mutex<[UUID: CachedMailer]>([:])
     private let failureStreak = Mutex(0)
 
@@ -94,8 +95,9 @@ public final class QueueScheduler: Sendable {
     }
 
     /// Creates a scheduler. `database` is asked for a handle each cycle.
-    public init(database: @escaping @Sendable () -> any Database, clock: any WallClock, configuration: SchedulerConfiguration, mailers: any MailerFactory, hooks: any TaskMonitorHooks, logger: Logger = Logger(label: "edm.scheduler")) {
+    public init(database: @escaping @Sendable () -> any Database, clock: any WallClock, configuration: SchedulerConfiguration, mailers: any MailerFactory, hooks: any TaskMonitorHooks, heartbeat: SchedulerHeartbeat = SchedulerHeartbeat(), logger: Logger = Logger(label: "edm.scheduler")) {
         self.database = database
+        self.heartbeat = heartbeat
         self.clock = clock
         self.configuration = configuration
         self.mailers = mailers
@@ -145,6 +147,7 @@ public final class QueueScheduler: Sendable {
             case .idle: break
             }
         }
+        heartbeat.beat(at: clock.now())
         return report
     }
 

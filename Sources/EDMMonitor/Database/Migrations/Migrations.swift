@@ -14,5 +14,6 @@ enum AppMigrations {
         CreateAlertRules(),
         CreateAlertHistories(),
         CreateServiceReservations(),
+        AddEventIDToTaskProcessingMetrics(),
     ]
 }

@@ -17,7 +17,8 @@ public final class TaskProcessingMetric: Model, @unchecked Sendable {
 
     // managed
     @ID(key: .id) public var id: UUID?
-    @Timestamp(key: "created_at", on: .create) public var createdAt: Date?
+    /// When the row was written (from the injected clock).
+    @OptionalField(key: "created_at") public var createdAt: Date?
 
     // references
     @Parent(key: "task_id") public var task: TaskRecord
@@ -37,6 +38,8 @@ public final class TaskProcessingMetric: Model, @unchecked Sendable {
     @OptionalField(key: "throughput_per_hour") public var throughputPerHour: Double?
     /// Free-form details (failure reason, duration…).
     @OptionalField(key: "metadata") public var metadata: [String: JSONValue]?
+    /// The id an external scheduler gave the event (unique); `nil` for our own events.
+    @OptionalField(key: "event_id") public var eventID: String?
 
     public init() {}
 
@@ -56,5 +59,6 @@ public final class TaskProcessingMetric: Model, @unchecked Sendable {
         self.waitTimeSeconds = waitTimeSeconds
         self.throughputPerHour = throughputPerHour
         self.metadata = metadata
+        self.createdAt = timestamp
     }
 }

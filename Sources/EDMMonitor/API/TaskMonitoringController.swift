@@ -1,0 +1,352 @@
+import EDMMonitorCore
+import FluentKit
+import Foundation
+import SQLKit
+import Vapor
+
+/// Task and queue monitoring endpoints under `/api/monitoring`. Every figure is computed from the
+/// database, so it survives a restart.
+struct TaskMonitoringController: RouteCollection {
+    func boot(routes: any RoutesBuilder) throws {
+        let monitoring = routes.grouped("api", "monitoring")
+        monitoring.get("task-metrics", ":taskId", use: taskDetail)
+        monitoring.get("task-metrics", use: list)
+        monitoring.get("task-stats", use: stats)
+        monitoring.get("queue-status", use: queueStatus)
+        monitoring.on(.POST, "task-events", body: .collect(maxSize: "8mb"), use: ingestEvents)
+    }
+
+    // MARK: - Row DTO
+
+    struct MetricDTO: Content {
+        var id: UUID
+        var task_id: UUID
+        var user_id: UUID
+        var metric_type: String
+        var timestamp: Date
+        var subtasks_sent: Int
+        var total_subtasks: Int
+        var wait_time_seconds: Double?
+        var throughput_per_hour: Double?
+        var metadata: [String: JSONValue]?
+        var event_id: String?
+
+        init(_ m: TaskProcessingMetric) throws {
+            id = try m.requireID()
+            task_id = m.$task.id
+            user_id = m.$user.id
+            metric_type = m.metricType.rawValue
+            timestamp = m.timestamp
+            subtasks_sent = m.subtasksSent
+            total_subtasks = m.totalSubtasks
+            wait_time_seconds = m.waitTimeSeconds
+            throughput_per_hour = m.throughputPerHour
+            metadata = m.metadata
+            event_id = m.eventID
+        }
+    }
+
+    /// Reads an optional ISO 8601 / Unix-seconds query parameter. - Throws: 400 naming it.
+    static func time(_ req: Request, _ name: String) throws -> Date? {
+        guard let raw = req.query[String.self, at: name] else { return nil }
+        guard let date = APIJSON.parse(raw) else {
+            throw APIError.validation("invalid time", [.init(field: name, reason: "must be ISO 8601 (e.g. 2026-03-09T10:00:00Z) or Unix seconds")])
+        }
+        return date
+    }
+
+    static func range(_ req: Request) throws -> (from: Date?, to: Date?) {
+        let from = try time(req, "from"), to = try time(req, "to")
+        if let from, let to, from > to { throw APIError.validation("invalid range", [.init(field: "from", reason: "must not be after to")]) }
+        return (from, to)
+    }
+
+    // MARK: - GET /api/monitoring/task-metrics
+
+    @Sendable func list(_ req: Request) async throws -> Page<MetricDTO> {
+        let page = try PageRequest(from: req)
+        let (from, to) = try Self.range(req)
+        let query = TaskProcessingMetric.query(on: req.db)
+        var details: [APIErrorDetail] = []
+        for (name, key) in [("task_id", \TaskProcessingMetric.$task.$id), ("user_id", \TaskProcessingMetric.$user.$id)] {
+            guard let raw = req.query[String.self, at: name] else { continue }
+            if let id = UUID(uuidString: raw) { query.filter(key == id) } else { details.append(.init(field: name, reason: "must be a UUID")) }
+        }
+        if let raw = req.query[String.self, at: "metric_type"] {
+            if let type = TaskProcessingMetric.MetricType(rawValue: raw) { query.filter(\.$metricType == type) } else {
+                details.append(.init(field: "metric_type", reason: "must be one of " + TaskProcessingMetric.MetricType.allCases.map(\.rawValue).joined(separator: ", ")))
+            }
+        }
+        guard details.isEmpty else { throw APIError.validation("invalid filters", details) }
+        if let from { query.filter(\.$timestamp >= from) }
+        if let to { query.filter(\.$timestamp <= to) }
+        let (rows, total) = try await query.sort(\.$timestamp).sort(\.$id).page(page)
+        return Page(data: try rows.map(MetricDTO.init), page: page, total: total)
+    }
+
+    // MARK: - GET /api/monitoring/task-metrics/:taskId
+
+    struct TaskDetailDTO: Content {
+        struct Progress: Content { var sent: Int; var failed: Int; var pending: Int; var total: Int; var percent: Double }
+        struct Throughput: Content {
+            /// Emails per hour over the trailing window.
+            var current_per_hour: Double
+            var window_seconds: Double
+            /// Emails per hour from the first send to the last send (or now).
+            var average_per_hour: Double?
+        }
+        struct ETA: Content { var at: Date?; var seconds: Double?; var reason: String? }
+        struct Stuck: Content { var is_stuck: Bool; var reason: String?; var idle_seconds: Double?; var next_reset: Date? }
+
+        var task_id: UUID
+        var user_id: UUID
+        var name: String
+        var status: String
+        var progress: Progress
+        var wait_time_seconds: Double?
+        var throughput: Throughput
+        var eta: ETA
+        var stuck: Stuck
+        var created_at: Date?
+        var started_at: Date?
+        var completed_at: Date?
+        var timeline: [MetricDTO]
+    }
+
+    @Sendable func taskDetail(_ req: Request) async throws -> TaskDetailDTO {
+        let id = try req.uuidParameter("taskId", resource: "task")
+        guard let task = try await TaskRecord.find(id, on: req.db) else { throw APIError.notFound("no task with id \(id)") }
+        let monitor = req.edm.taskMonitor
+        let now = req.edm.clock.now()
+        let settings = monitor.settings
+        let sql = req.db.sql
+        struct Counts: Decodable { var pending: Int?; var last_sent: Date? }
+        let counts = try await sql.raw("""
+            SELECT sum(CASE WHEN status IN ('pending', 'sending') THEN 1 ELSE 0 END) AS pending, max(sent_at) AS last_sent
+            FROM sub_tasks WHERE task_id = \(bind: id)
+            """).first(decoding: Counts.self)
+        let pending = counts?.pending ?? 0
+        let timeline = try await TaskProcessingMetric.query(on: req.db).filter(\.$task.$id == id).sort(\.$timestamp).limit(1000).all()
+        let current = try await monitor.currentThroughput(taskID: id, at: now)
+        var average: Double?
+        if let started = task.startedAt {
+            let end = task.completedAt ?? counts?.last_sent ?? now
+            let hours = end.timeIntervalSince(started) / 3600
+            if hours > 0 { average = Double(task.sentCount) / hours }
+        }
+        let wait = timeline.first { $0.metricType == .firstSent }?.waitTimeSeconds ?? task.startedAt.map { started in
+            max(0, started.timeIntervalSince(max(task.createdAt ?? started, task.scheduledAt ?? .distantPast)))
+        }
+        let stuck = monitor.stuckTasks[id]
+        let eta = try await Self.eta(task: task, pending: pending, currentPerHour: current, now: now, db: req.db)
+        let total = task.totalCount
+        return TaskDetailDTO(
+            task_id: id, user_id: task.$user.id, name: task.name, status: task.status.rawValue,
+            progress: .init(sent: task.sentCount, failed: task.failedCount, pending: pending, total: total,
+                            percent: total == 0 ? 0 : (Double(task.sentCount + task.failedCount) / Double(total) * 10000).rounded() / 100),
+            wait_time_seconds: wait,
+            throughput: .init(current_per_hour: current, window_seconds: settings.throughputWindowSeconds, average_per_hour: average),
+            eta: eta,
+            stuck: .init(is_stuck: stuck != nil, reason: stuck?.reason.rawValue, idle_seconds: stuck?.stuckSeconds, next_reset: stuck?.nextReset),
+            created_at: task.createdAt, started_at: task.startedAt, completed_at: task.completedAt,
+            timeline: try timeline.map(MetricDTO.init)
+        )
+    }
+
+    /// ETA from the current throughput, capped by what the usable services can still send today:
+    /// remaining ÷ throughput when today's remaining quota covers the rest; otherwise unknown
+    /// (`null`) with the reason, since the rest waits for quota resets.
+    static func eta(task: TaskRecord, pending: Int, currentPerHour: Double, now: Date, db: any Database) async throws -> TaskDetailDTO.ETA {
+        if task.status.isFinal { return .init(at: task.completedAt, seconds: 0, reason: nil) }
+        if pending == 0 { return .init(at: now, seconds: 0, reason: nil) }
+        if task.status == .paused { return .init(at: nil, seconds: nil, reason: "task is paused") }
+        let services = try await EmailService.query(on: db).all()
+        let usable = services.filter { ServiceState.of($0, now: now) != .disabled && ServiceState.of($0, now: now) != .frozen }
+        if usable.isEmpty { return .init(at: nil, seconds: nil, reason: "no email service is available") }
+        let capacity = usable.map { max(0, $0.dailyQuota - $0.usedQuota) }.reduce(0, +)
+        if currentPerHour <= 0 { return .init(at: nil, seconds: nil, reason: "nothing sent in the throughput window") }
+        if capacity < pending { return .init(at: nil, seconds: nil, reason: "today's remaining quota (\(capacity)) is below the pending recipients (\(pending))") }
+        let seconds = Double(pending) / currentPerHour * 3600
+        return .init(at: now.addingTimeInterval(seconds), seconds: seconds.rounded(), reason: nil)
+    }
+
+    // MARK: - GET /api/monitoring/task-stats
+
+    struct StatsDTO: Content {
+        struct Wait: Content { var count: Int; var avg: Double?; var p50: Double?; var p95: Double?; var max: Double? }
+        var from: Date?
+        var to: Date?
+        var counts_by_type: [String: Int]
+        var wait_time_seconds: Wait
+        /// Mean of the `completed` rows' throughput, emails per hour.
+        var average_throughput_per_hour: Double?
+        var tasks_completed: Int
+        var tasks_failed: Int
+        var stuck_tasks: [StuckTask]
+    }
+
+    /// Counts by metric type; wait time avg, p50, p95 (Prometheus `quantile_over_time`
+    /// interpolation) and max over `first_sent` rows; average throughput of `completed` rows;
+    /// completed and failed tasks — all within [from, to] — and the stuck tasks now.
+    @Sendable func stats(_ req: Request) async throws -> StatsDTO {
+        let (from, to) = try Self.range(req)
+        let query = TaskProcessingMetric.query(on: req.db)
+        if let from { query.filter(\.$timestamp >= from) }
+        if let to { query.filter(\.$timestamp <= to) }
+        // Only the columns the figures need; a long range is many rows, but no JSON is decoded.
+        let rows = try await query.field(\.$id).field(\.$metricType).field(\.$waitTimeSeconds).field(\.$throughputPerHour).field(\.$timestamp).all()
+        var counts = Dictionary(uniqueKeysWithValues: TaskProcessingMetric.MetricType.allCases.map { ($0.rawValue, 0) })
+        for row in rows { counts[row.metricType.rawValue, default: 0] += 1 }
+        let waits = rows.filter { $0.metricType == .firstSent }.compactMap(\.waitTimeSeconds).sorted()
+        let throughputs = rows.filter { $0.metricType == .completed }.compactMap(\.throughputPerHour)
+        let wait = StatsDTO.Wait(
+            count: waits.count,
+            avg: waits.isEmpty ? nil : waits.reduce(0, +) / Double(waits.count),
+            p50: MetricWindow.quantile(0.5, of: waits),
+            p95: MetricWindow.quantile(0.95, of: waits),
+            max: waits.last
+        )
+        return StatsDTO(
+            from: from, to: to, counts_by_type: counts, wait_time_seconds: wait,
+            average_throughput_per_hour: throughputs.isEmpty ? nil : throughputs.reduce(0, +) / Double(throughputs.count),
+            tasks_completed: counts["completed"] ?? 0, tasks_failed: counts["failed"] ?? 0,
+            stuck_tasks: req.edm.taskMonitor.stuckTasks.values.sorted { $0.stuckSeconds > $1.stuckSeconds }
+        )
+    }
+
+    // MARK: - GET /api/monitoring/queue-status
+
+    struct QueueStatusDTO: Content {
+        struct Service: Content {
+            var id: UUID
+            var name: String
+            var state: String
+            var daily_quota: Int
+            var used_quota: Int
+            var remaining_quota: Int
+            var next_reset: Date?
+            var next_available_at: Date?
+            var frozen_until: Date?
+            var consecutive_failures: Int
+        }
+        struct Reservation: Content { var service_id: UUID; var service_name: String?; var reserved_by: String; var subtask_id: UUID?; var expires_at: Date }
+        var subtasks: [String: Int]
+        var active_tasks: Int
+        var services_by_state: [String: Int]
+        var services: [Service]
+        var reservations: [Reservation]
+        /// Emails sent in the last 5 and 60 minutes.
+        var sent_last_5_minutes: Int
+        var sent_last_60_minutes: Int
+        var throughput_per_hour_5m: Double
+        var throughput_per_hour_60m: Double
+        var stuck_tasks: Int
+        var at: Date
+    }
+
+    @Sendable func queueStatus(_ req: Request) async throws -> QueueStatusDTO {
+        let now = req.edm.clock.now()
+        let sql = req.db.sql
+        struct StatusCount: Decodable { var status: String; var n: Int }
+        struct N: Decodable { var n: Int }
+        let byStatus = try await sql.raw("SELECT status, count(*) AS n FROM sub_tasks GROUP BY status").all(decoding: StatusCount.self)
+        var subtasks = Dictionary(uniqueKeysWithValues: SubTaskRecord.Status.allCases.map { ($0.rawValue, 0) })
+        for row in byStatus { subtasks[row.status] = row.n }
+        let active = try await sql.raw("SELECT count(*) AS n FROM tasks WHERE status IN ('queued', 'sending')").first(decoding: N.self)?.n ?? 0
+        let services = try await EmailService.query(on: req.db).sort(\.$name).all()
+        var byState = Dictionary(uniqueKeysWithValues: ServiceState.allCases.map { ($0.rawValue, 0) })
+        let serviceDTOs = try services.map { s -> QueueStatusDTO.Service in
+            let state = ServiceState.of(s, now: now)
+            byState[state.rawValue, default: 0] += 1
+            return .init(
+                id: try s.requireID(), name: s.name, state: state.rawValue, daily_quota: s.dailyQuota, used_quota: s.usedQuota,
+                remaining_quota: max(0, s.dailyQuota - s.usedQuota),
+                next_reset: (try? QuotaResetSchedule(resetTime: s.quotaResetTime, timeZoneIdentifier: s.quotaTimezone))?.window(containing: now).nextReset,
+                next_available_at: s.nextAvailableAt, frozen_until: s.frozenUntil, consecutive_failures: s.consecutiveFailures
+            )
+        }
+        let names = Dictionary(uniqueKeysWithValues: serviceDTOs.map { ($0.id, $0.name) })
+        let reservations = try await ServiceReservation.query(on: req.db).filter(\.$expiresAt > now).all().map {
+            QueueStatusDTO.Reservation(service_id: try $0.requireID(), service_name: names[try $0.requireID()], reserved_by: $0.reservedBy, subtask_id: $0.$subtask.id, expires_at: $0.expiresAt)
+        }
+        func sent(since seconds: Double) async throws -> Int {
+            try await sql.raw("SELECT count(*) AS n FROM sub_tasks WHERE status = 'sent' AND sent_at > \(bind: now.addingTimeInterval(-seconds)) AND sent_at <= \(bind: now)").first(decoding: N.self)?.n ?? 0
+        }
+        let five = try await sent(since: 300), sixty = try await sent(since: 3600)
+        return QueueStatusDTO(
+            subtasks: subtasks, active_tasks: active, services_by_state: byState, services: serviceDTOs, reservations: reservations,
+            sent_last_5_minutes: five, sent_last_60_minutes: sixty,
+            throughput_per_hour_5m: Double(five) * 12, throughput_per_hour_60m: Double(sixty),
+            stuck_tasks: req.edm.taskMonitor.stuckTasks.count, at: now
+        )
+    }
+
+    // MARK: - POST /api/monitoring/task-events
+
+    /// One lifecycle event from an external scheduler.
+    struct EventBody: Content {
+        var event_id: String
+        var task_id: UUID
+        var user_id: UUID
+        var type: String
+        var timestamp: Date
+        var subtasks_sent: Int?
+        var total_subtasks: Int?
+        var wait_time_seconds: Double?
+        var throughput_per_hour: Double?
+        var metadata: [String: JSONValue]?
+    }
+
+    struct EventsBody: Content { var events: [EventBody] }
+    struct EventsResult: Content { var accepted: Int; var duplicates: Int }
+
+    /// Accepts up to 10,000 events. The batch is validated whole: one bad event is a 400 naming
+    /// it (`events[i].field`) and nothing is written. Events whose `event_id` was already
+    /// recorded are skipped (idempotent), so a retried POST records each event once. The task
+    /// and user must exist here.
+    @Sendable func ingestEvents(_ req: Request) async throws -> Response {
+        let body = try req.content.decode(EventsBody.self)
+        let now = req.edm.clock.now()
+        var details: [APIErrorDetail] = []
+        if body.events.isEmpty { details.append(.init(field: "events", reason: "must not be empty")) }
+        if body.events.count > 10_000 { details.append(.init(field: "events", reason: "at most 10000 events per request")) }
+        var seen = Set<String>()
+        var rows: [TaskProcessingMetric] = []
+        let taskIDs = Set(body.events.map(\.task_id)), userIDs = Set(body.events.map(\.user_id))
+        let knownTasks = Set(try await TaskRecord.query(on: req.db).filter(\.$id ~~ Array(taskIDs)).all(\.$id))
+        let knownUsers = Set(try await User.query(on: req.db).filter(\.$id ~~ Array(userIDs)).all(\.$id))
+        for (i, event) in body.events.enumerated() {
+            let at = "events[\(i)]"
+            if event.event_id.isEmpty || event.event_id.count > 200 { details.append(.init(field: "\(at).event_id", reason: "must be 1 to 200 characters")) }
+            if !seen.insert(event.event_id).inserted { details.append(.init(field: "\(at).event_id", reason: "repeats an earlier event of this batch")) }
+            guard let type = TaskProcessingMetric.MetricType(rawValue: event.type) else {
+                details.append(.init(field: "\(at).type", reason: "must be one of " + TaskProcessingMetric.MetricType.allCases.map(\.rawValue).joined(separator: ", ")))
+                continue
+            }
+            if !knownTasks.contains(event.task_id) { details.append(.init(field: "\(at).task_id", reason: "no such task")) }
+            if !knownUsers.contains(event.user_id) { details.append(.init(field: "\(at).user_id", reason: "no such user")) }
+            if event.timestamp > now.addingTimeInterval(300) { details.append(.init(field: "\(at).timestamp", reason: "more than 5 minutes in the future")) }
+            for (name, value) in [("subtasks_sent", event.subtasks_sent), ("total_subtasks", event.total_subtasks)] where (value ?? 0) < 0 {
+                details.append(.init(field: "\(at).\(name)", reason: "must be ≥ 0"))
+            }
+            for (name, value) in [("wait_time_seconds", event.wait_time_seconds), ("throughput_per_hour", event.throughput_per_hour)] {
+                if let value, !value.isFinite || value < 0 { details.append(.init(field: "\(at).\(name)", reason: "must be a finite number ≥ 0")) }
+            }
+            let row = TaskProcessingMetric(
+                taskID: event.task_id, userID: event.user_id, metricType: type, timestamp: event.timestamp,
+                subtasksSent: event.subtasks_sent ?? 0, totalSubtasks: event.total_subtasks ?? 0,
+                waitTimeSeconds: event.wait_time_seconds, throughputPerHour: event.throughput_per_hour, metadata: event.metadata
+            )
+            row.eventID = event.event_id
+            row.createdAt = now
+            rows.append(row)
+        }
+        guard details.isEmpty else { throw APIError.validation("the batch was refused; nothing was written", details) }
+        let existing = Set(try await TaskProcessingMetric.query(on: req.db).filter(\.$eventID ~~ rows.compactMap(\.eventID)).all(\.$eventID).compactMap { $0 })
+        let fresh = rows.filter { !existing.contains($0.eventID ?? "") }
+        if !fresh.isEmpty {
+            try await req.db.transaction { tx in try await fresh.create(on: tx) }
+        }
+        return try await EventsResult(accepted: fresh.count, duplicates: rows.count - fresh.count).encodeResponse(status: .ok, for: req)
+    }
+}

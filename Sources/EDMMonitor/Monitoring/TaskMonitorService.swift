@@ -1,0 +1,328 @@
+import EDMMonitorCore
+import FluentKit
+import Foundation
+import Logging
+import SQLKit
+import Synchronization
+
+/// Settings of task monitoring; changeable at run time (the next cycle uses them).
+public struct TaskMonitorSettings: Sendable, Equatable {
+    /// At most one `progress` row per task per this many seconds…
+    public var progressIntervalSeconds: Double = 30
+    /// …unless the task moved by at least this share of its subtasks (0.05 = 5 %).
+    public var progressStepFraction: Double = 0.05
+    /// A task that sent nothing for this long while it has pending work is stuck, seconds.
+    public var stuckThresholdSeconds: Double = 600
+    /// How often stuck detection and the derived metrics run, seconds.
+    public var detectionIntervalSeconds: Double = 30
+    /// The trailing window of "current" throughput, seconds (5 minutes).
+    public var throughputWindowSeconds: Double = 300
+    /// The trailing window of the failure rate, seconds (1 hour).
+    public var failureRateWindowSeconds: Double = 3600
+
+    public init() {}
+}
+
+/// When this process's scheduler last finished a cycle; stuck detection uses it to tell
+/// "the scheduler is not running" from other causes.
+public final class SchedulerHeartbeat: Sendable {
+    private let last = Mutex<Date?>(nil)
+    public init() {}
+    /// Records a finished cycle at `date`.
+    public func beat(at date: Date) { last.withLock { $0 = date } }
+    /// The last finished cycle, or `nil` when none ran in this process.
+    public var lastBeat: Date? { last.withLock { $0 } }
+}
+
+/// Why a stuck task is not moving, as an operator can act on it.
+public enum StuckReason: String, Codable, Sendable, CaseIterable {
+    /// Every enabled service is frozen, or none is enabled.
+    case noServiceAvailable = "no_service_available"
+    /// Every usable service has used its daily quota; `next_reset` says when one resets.
+    case quotaExhausted = "quota_exhausted"
+    /// This process's scheduler has not finished a cycle recently (or is not started).
+    case schedulerNotRunning = "scheduler_not_running"
+    /// Sends are attempted but every recent attempt failed.
+    case allAttemptsFailing = "all_attempts_failing"
+    /// None of the above.
+    case unknown
+}
+
+/// A task that has not moved for the stuck threshold.
+public struct StuckTask: Sendable, Equatable, Codable {
+    public var taskID: UUID
+    public var userID: UUID
+    public var reason: StuckReason
+    /// Since when nothing was sent: the last send, or when the task became eligible.
+    public var idleSince: Date
+    /// Seconds idle at detection.
+    public var stuckSeconds: Double
+    /// With `quota_exhausted`: the earliest next quota reset of the usable services.
+    public var nextReset: Date?
+
+    enum CodingKeys: String, CodingKey {
+        case taskID = "task_id"
+        case userID = "user_id"
+        case reason
+        case idleSince = "idle_since"
+        case stuckSeconds = "stuck_seconds"
+        case nextReset = "next_reset"
+    }
+}
+
+/// Task monitoring: records `task_processing_metrics` from the scheduler's hooks, writes the
+/// derived series (wait time, throughput, failure rate, active and stuck tasks) to
+/// `system_performance_metrics`, and detects stuck tasks.
+///
+/// Definitions:
+/// - **wait time** = first email sent − the instant the task became eligible to send,
+///   max(`created_at`, `scheduled_at`);
+/// - **current throughput** (emails per hour) = emails of the task (or of all tasks, or of a
+///   service) sent in the trailing ``TaskMonitorSettings/throughputWindowSeconds`` (5 min),
+///   scaled to an hour: count × 3600 / window;
+/// - **average throughput** = emails sent / (last send or now − first send), per hour; the
+///   `completed` row carries it with `duration_seconds` in its metadata;
+/// - **failure rate** = failed / (sent + failed) of the subtasks that ended in the trailing
+///   hour, in percent (0 when none ended).
+///
+/// Progress rows are throttled: a task gets one when ``TaskMonitorSettings/progressIntervalSeconds``
+/// passed since its last one or it moved by ``TaskMonitorSettings/progressStepFraction`` of its
+/// subtasks, whichever comes first, so a 100,000-recipient task writes about 20 plus one per
+/// interval, never 100,000. A failure to record never breaks sending: it is logged once per
+/// failure streak.
+public final class TaskMonitorService: TaskMonitorHooks, Sendable {
+    let database: @Sendable () -> any Database
+    let clock: any WallClock
+    let heartbeat: SchedulerHeartbeat
+    let logger: Logger
+    private let settingsBox: Mutex<TaskMonitorSettings>
+    private let lastProgress = Mutex<[UUID: (at: Date, sent: Int)]>([:])
+    private let stuck = Mutex<[UUID: StuckTask]>([:])
+    private let failing = Mutex(false)
+
+    public init(database: @escaping @Sendable () -> any Database, clock: any WallClock, heartbeat: SchedulerHeartbeat, settings: TaskMonitorSettings = .init(), logger: Logger = Logger(label: "edm.task-monitor")) {
+        self.database = database
+        self.clock = clock
+        self.heartbeat = heartbeat
+        self.settingsBox = Mutex(settings)
+        self.logger = logger
+    }
+
+    /// The settings in force.
+    public var settings: TaskMonitorSettings {
+        get { settingsBox.withLock { $0 } }
+        set { settingsBox.withLock { $0 = newValue } }
+    }
+
+    /// Stuck tasks found by the last detection, by task.
+    public var stuckTasks: [UUID: StuckTask] { stuck.withLock { $0 } }
+
+    // MARK: - Hooks
+
+    public func taskCreated(taskID: UUID, userID: UUID, totalSubtasks: Int, at: Date) async {
+        await write(TaskProcessingMetric(taskID: taskID, userID: userID, metricType: .created, timestamp: at, totalSubtasks: totalSubtasks))
+    }
+
+    public func firstSent(taskID: UUID, userID: UUID, waitSeconds: Double, totalSubtasks: Int, at: Date) async {
+        await write(TaskProcessingMetric(taskID: taskID, userID: userID, metricType: .firstSent, timestamp: at, subtasksSent: 1, totalSubtasks: totalSubtasks, waitTimeSeconds: waitSeconds))
+        await writePoints([SystemPerformanceMetric(metricName: "edm_task_wait_time_seconds", metricValue: waitSeconds, metricUnit: "seconds", tags: ["task_id": taskID.uuidString.lowercased()], timestamp: at)])
+    }
+
+    public func progress(taskID: UUID, userID: UUID, sent: Int, failed: Int, total: Int, at: Date) async {
+        let settings = self.settings
+        let due = lastProgress.withLock { state -> Bool in
+            let step = max(1, Int((Double(total) * settings.progressStepFraction).rounded(.up)))
+            guard let last = state[taskID] else { state[taskID] = (at, sent + failed); return true }
+            let isDue = at.timeIntervalSince(last.at) >= settings.progressIntervalSeconds || (sent + failed) - last.sent >= step
+            if isDue { state[taskID] = (at, sent + failed) }
+            return isDue
+        }
+        guard due, sent + failed < total else { return }
+        let throughput = try? await currentThroughput(taskID: taskID, at: at)
+        await write(TaskProcessingMetric(taskID: taskID, userID: userID, metricType: .progress, timestamp: at, subtasksSent: sent, totalSubtasks: total, throughputPerHour: throughput, metadata: ["failed": .number(Double(failed))]))
+    }
+
+    public func completed(taskID: UUID, userID: UUID, sent: Int, failed: Int, total: Int, at: Date) async {
+        lastProgress.withLock { _ = $0.removeValue(forKey: taskID) }
+        var metadata: [String: JSONValue] = ["failed": .number(Double(failed))]
+        var throughput: Double?
+        if let task = try? await TaskRecord.find(taskID, on: database()), let started = task.startedAt {
+            let duration = max(0, at.timeIntervalSince(started))
+            metadata["duration_seconds"] = .number(duration)
+            throughput = duration > 0 ? Double(sent) / duration * 3600 : nil
+        }
+        await write(TaskProcessingMetric(taskID: taskID, userID: userID, metricType: .completed, timestamp: at, subtasksSent: sent, totalSubtasks: total, throughputPerHour: throughput, metadata: metadata))
+    }
+
+    public func failed(taskID: UUID, userID: UUID, reason: String, at: Date) async {
+        lastProgress.withLock { _ = $0.removeValue(forKey: taskID) }
+        let task = try? await TaskRecord.find(taskID, on: database())
+        await write(TaskProcessingMetric(taskID: taskID, userID: userID, metricType: .failed, timestamp: at, subtasksSent: task?.sentCount ?? 0, totalSubtasks: task?.totalCount ?? 0, metadata: ["reason": .string(reason)]))
+    }
+
+    // MARK: - Cycle
+
+    /// Runs detection cycles until cancelled, every ``TaskMonitorSettings/detectionIntervalSeconds``.
+    public func run() async {
+        while !Task.isCancelled {
+            do {
+                _ = try await runOnce()
+                recovered()
+            } catch {
+                failed(error, doing: "task monitoring cycle")
+            }
+            try? await Task.sleep(for: .seconds(max(1, settings.detectionIntervalSeconds)))
+        }
+    }
+
+    /// One cycle: detect stuck tasks, then write the derived series. Returns the stuck tasks.
+    @discardableResult
+    public func runOnce() async throws -> [StuckTask] {
+        let now = clock.now()
+        let found = try await detectStuck(at: now)
+        let previous = stuck.withLock { s -> [UUID: StuckTask] in
+            defer { s = Dictionary(uniqueKeysWithValues: found.map { ($0.taskID, $0) }) }
+            return s
+        }
+        for task in found where previous[task.taskID] == nil {
+            logger.warning("task is stuck", metadata: ["task_id": "\(task.taskID)", "reason": "\(task.reason.rawValue)", "idle_seconds": "\(Int(task.stuckSeconds))"])
+        }
+        for id in previous.keys where !found.contains(where: { $0.taskID == id }) {
+            logger.notice("task is moving again", metadata: ["task_id": "\(id)"])
+        }
+        try await writeDerivedMetrics(stuck: found, at: now)
+        return found
+    }
+
+    /// Tasks that are `sending` (or `queued` and eligible), have pending subtasks, and sent
+    /// nothing for the stuck threshold; each with the reason found.
+    func detectStuck(at now: Date) async throws -> [StuckTask] {
+        let db = database()
+        let sql = db.sql
+        let threshold = settings.stuckThresholdSeconds
+        struct Row: Decodable {
+            var id: UUID
+            var user_id: UUID
+            var created_at: Date
+            var scheduled_at: Date?
+            var last_sent: Date?
+        }
+        let rows = try await sql.raw("""
+            SELECT t.id, t.user_id, t.created_at, t.scheduled_at,
+                   (SELECT max(s.sent_at) FROM sub_tasks s WHERE s.task_id = t.id) AS last_sent
+            FROM tasks t
+            WHERE t.status IN ('queued', 'sending') AND (t.scheduled_at IS NULL OR t.scheduled_at <= \(bind: now))
+              AND EXISTS (SELECT 1 FROM sub_tasks p WHERE p.task_id = t.id AND p.status IN ('pending', 'sending'))
+            """).all(decoding: Row.self)
+        var result: [StuckTask] = []
+        var services: [EmailService]?
+        for row in rows {
+            let eligible = max(row.created_at, row.scheduled_at ?? .distantPast)
+            let idleSince = max(row.last_sent ?? eligible, eligible)
+            let idle = now.timeIntervalSince(idleSince)
+            guard idle >= threshold else { continue }
+            if services == nil { services = try await EmailService.query(on: db).all() }
+            let (reason, nextReset) = try await diagnose(taskID: row.id, since: idleSince, services: services ?? [], now: now, sql: sql)
+            result.append(StuckTask(taskID: row.id, userID: row.user_id, reason: reason, idleSince: idleSince, stuckSeconds: idle, nextReset: nextReset))
+        }
+        return result.sorted { $0.stuckSeconds > $1.stuckSeconds }
+    }
+
+    /// The most useful explanation, in the order an operator would check.
+    func diagnose(taskID: UUID, since: Date, services: [EmailService], now: Date, sql: any SQLDatabase) async throws -> (StuckReason, Date?) {
+        let usable = services.filter { $0.isEnabled && !($0.isFrozen && ($0.frozenUntil.map { $0 > now } ?? true)) }
+        if usable.isEmpty { return (.noServiceAvailable, nil) }
+        if usable.allSatisfy({ $0.usedQuota >= $0.dailyQuota }) {
+            let resets = usable.compactMap { try? QuotaResetSchedule(resetTime: $0.quotaResetTime, timeZoneIdentifier: $0.quotaTimezone).window(containing: now).nextReset }
+            return (.quotaExhausted, resets.min())
+        }
+        let beat = heartbeat.lastBeat
+        if beat == nil || now.timeIntervalSince(beat!) > max(120, settings.detectionIntervalSeconds * 4) {
+            return (.schedulerNotRunning, nil)
+        }
+        struct Failing: Decodable { var n: Int }
+        let failingAttempts = try await sql.raw("""
+            SELECT count(*) AS n FROM sub_tasks
+            WHERE task_id = \(bind: taskID) AND attempts > 0 AND last_error IS NOT NULL AND updated_at >= \(bind: since)
+            """).first(decoding: Failing.self)?.n ?? 0
+        if failingAttempts > 0 { return (.allAttemptsFailing, nil) }
+        return (.unknown, nil)
+    }
+
+    /// Emails of `taskID` sent in the trailing throughput window, per hour.
+    func currentThroughput(taskID: UUID?, at now: Date) async throws -> Double {
+        let window = settings.throughputWindowSeconds
+        let since = now.addingTimeInterval(-window)
+        let filter: SQLQueryString = taskID.map { "AND task_id = \(bind: $0)" } ?? ""
+        struct N: Decodable { var n: Int }
+        let n = try await database().sql.raw("SELECT count(*) AS n FROM sub_tasks WHERE status = 'sent' AND sent_at > \(bind: since) AND sent_at <= \(bind: now) \(filter)").first(decoding: N.self)?.n ?? 0
+        return Double(n) * 3600 / window
+    }
+
+    func writeDerivedMetrics(stuck found: [StuckTask], at now: Date) async throws {
+        let db = database()
+        let sql = db.sql
+        let settings = self.settings
+        struct N: Decodable { var n: Int }
+        struct ByService: Decodable { var name: String; var n: Int }
+        struct Ended: Decodable { var sent: Int?; var failed: Int? }
+        let active = try await sql.raw("SELECT count(*) AS n FROM tasks WHERE status IN ('queued', 'sending')").first(decoding: N.self)?.n ?? 0
+        let since = now.addingTimeInterval(-settings.throughputWindowSeconds)
+        let perService = try await sql.raw("""
+            SELECT e.name AS name, count(s.id) AS n FROM email_services e
+            LEFT JOIN sub_tasks s ON s.service_id = e.id AND s.status = 'sent' AND s.sent_at > \(bind: since) AND s.sent_at <= \(bind: now)
+            GROUP BY e.name
+            """).all(decoding: ByService.self)
+        let hourAgo = now.addingTimeInterval(-settings.failureRateWindowSeconds)
+        let ended = try await sql.raw("""
+            SELECT sum(CASE WHEN status = 'sent' THEN 1 ELSE 0 END) AS sent, sum(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) AS failed
+            FROM sub_tasks WHERE (status = 'sent' AND sent_at > \(bind: hourAgo)) OR (status = 'failed' AND updated_at > \(bind: hourAgo))
+            """).first(decoding: Ended.self)
+        let sent = ended?.sent ?? 0, failed = ended?.failed ?? 0
+        let scale = 3600 / settings.throughputWindowSeconds
+
+        var points: [SystemPerformanceMetric] = [
+            .init(metricName: "edm_tasks_active", metricValue: Double(active), metricUnit: "tasks", timestamp: now),
+            .init(metricName: "edm_queue_throughput_per_hour", metricValue: Double(perService.map(\.n).reduce(0, +)) * scale, metricUnit: "emails_per_hour", timestamp: now),
+            .init(metricName: "edm_task_failure_rate_percent", metricValue: sent + failed == 0 ? 0 : Double(failed) / Double(sent + failed) * 100, metricUnit: "percent", timestamp: now),
+            .init(metricName: "edm_stuck_tasks", metricValue: Double(found.count), metricUnit: "tasks", timestamp: now),
+        ]
+        for service in perService {
+            points.append(.init(metricName: "edm_queue_throughput_per_hour", metricValue: Double(service.n) * scale, metricUnit: "emails_per_hour", tags: ["service": service.name], timestamp: now))
+        }
+        for task in found {
+            points.append(.init(metricName: "edm_task_stuck_duration_seconds", metricValue: task.stuckSeconds, metricUnit: "seconds", tags: ["task_id": task.taskID.uuidString.lowercased(), "reason": task.reason.rawValue], timestamp: now))
+        }
+        try await points.create(on: db)
+    }
+
+    // MARK: - Writing
+
+    private func write(_ row: TaskProcessingMetric) async {
+        do {
+            row.createdAt = clock.now()
+            try await row.create(on: database())
+            recovered()
+        } catch {
+            failed(error, doing: "recording a task metric")
+        }
+    }
+
+    private func writePoints(_ points: [SystemPerformanceMetric]) async {
+        do {
+            try await points.create(on: database())
+        } catch {
+            failed(error, doing: "recording a derived metric")
+        }
+    }
+
+    private func failed(_ error: any Error, doing what: String) {
+        let first = failing.withLock { f in defer { f = true }; return !f }
+        if first { logger.error("task monitoring failed; sending is not affected", metadata: ["while": "\(what)", "error": "\(String(reflecting: error))"]) }
+    }
+
+    private func recovered() {
+        let was = failing.withLock { f in defer { f = false }; return f }
+        if was { logger.notice("task monitoring recovered") }
+    }
+}
