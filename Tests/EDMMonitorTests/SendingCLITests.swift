@@ -1,0 +1,56 @@
+import EDMMonitorCore
+import Foundation
+import Testing
+
+/// `edm-monitor user add`, `service add` and `task create` against an SQLite file.
+@Suite("Sending CLI")
+struct SendingCLITests {
+    @Test("create a user, a service and a task from a CSV; bad input is one line and exit 2")
+    func commands() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("edm-cli-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let db = ["--database-url", "sqlite://\(folder.path)/edm.sqlite"]
+
+        let user = try runEDMMonitor(["user", "add", "--name", "Ann", "--email", "ann@example.com"] + db)
+        #expect(user.status == 0, "\(user.stderr)")
+        let userID = user.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(UUID(uuidString: userID) != nil)
+
+        let service = try runEDMMonitor(["service", "add", "--name", "trial", "--provider", "dry_run", "--sender", "news@example.com", "--daily-quota", "100"] + db)
+        #expect(service.status == 0, "\(service.stderr)")
+        #expect(UUID(uuidString: service.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) != nil)
+
+        let duplicate = try runEDMMonitor(["service", "add", "--name", "trial", "--provider", "dry_run", "--sender", "news@example.com", "--daily-quota", "100"] + db)
+        #expect(duplicate.status != 0)
+        #expect(duplicate.stderr.contains("already exists"))
+
+        let noPassword = try runEDMMonitor(["service", "add", "--name", "relay", "--provider", "smtp", "--sender", "news@example.com", "--daily-quota", "100",
+                                            "--smtp-host", "127.0.0.1", "--smtp-port", "2525", "--password-env", "EDM_TEST_UNSET_VARIABLE"] + db)
+        #expect(noPassword.status == 2)
+        #expect(noPassword.stderr.split(separator: "\n").count == 1)
+        #expect(noPassword.stderr.contains("EDM_TEST_UNSET_VARIABLE"))
+
+        let badService = try runEDMMonitor(["service", "add", "--name", "x", "--provider", "pigeon", "--sender", "news@example.com", "--daily-quota=-3"] + db)
+        #expect(badService.status == 2)
+        #expect(badService.stderr.contains("provider"))
+        #expect(badService.stderr.contains("daily_quota"))
+
+        let body = folder.appendingPathComponent("body.txt")
+        try "Hello {{name}}".write(to: body, atomically: true, encoding: .utf8)
+        let csv = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("EDMMonitorCoreTests/Fixtures/C03-recipients-dupes.csv")
+        let refused = try runEDMMonitor(["task", "create", "--user-id", userID, "--name", "spring", "--csv", csv.path, "--subject", "Hi", "--body-file", body.path] + db)
+        #expect(refused.status == 2)
+        #expect(refused.stderr.contains("row 3"))
+        #expect(refused.stderr.split(separator: "\n").count == 1)
+
+        let created = try runEDMMonitor(["task", "create", "--user-id", userID, "--name", "spring", "--csv", csv.path, "--subject", "Hi", "--body-file", body.path, "--skip-invalid"] + db)
+        #expect(created.status == 0, "\(created.stderr)")
+        #expect(UUID(uuidString: created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) != nil)
+        #expect(created.stderr.contains("skipped row 3"))
+
+        let missing = try runEDMMonitor(["task", "create", "--user-id", userID, "--name", "x", "--csv", "/nonexistent.csv", "--subject", "Hi", "--body-file", body.path] + db)
+        #expect(missing.status == 2)
+        #expect(missing.stderr.contains("/nonexistent.csv"))
+    }
+}
