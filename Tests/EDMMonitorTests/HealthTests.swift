@@ -167,3 +167,24 @@ final class SQLiteLocker {
         try? FileManager.default.removeItem(at: releaseFile)
     }
 }
+
+@Suite("Method not allowed")
+struct MethodNotAllowedTests {
+    @Test("a known path with the wrong method is 405 with Allow, in the JSON error shape")
+    func wrongMethod() async throws {
+        try await withApp(.sqlite) { app, _ in
+            for method in [HTTPMethod.POST, .DELETE, .PATCH] {
+                try await app.testing().test(method, "/api/monitoring/health") { res in
+                    #expect(res.status == .methodNotAllowed)
+                    #expect(res.headers.first(name: .allow) == "GET, HEAD")
+                    let error = try res.content.decode(ErrorBody.self)
+                    #expect(error.error.code == "method_not_allowed")
+                }
+            }
+            try await app.testing().test(.DELETE, "/api/tasks") { res in
+                #expect(res.status == .methodNotAllowed)
+                #expect(res.headers.first(name: .allow) == "GET, HEAD, POST")
+            }
+        }
+    }
+}

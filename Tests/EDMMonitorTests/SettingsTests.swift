@@ -117,3 +117,51 @@ struct SettingsTests {
         #expect(metadata["tags"] as? [String] == ["a", "b"])
     }
 }
+
+/// Faults found by trying to break the first build (each with its right value).
+@Suite("Settings: hardening")
+struct SettingsHardeningTests {
+    @Test("passwords are hidden even when the URL does not parse or carries them in the query", arguments: [
+        ("postgres://edm:12#34@127.0.0.1:5432/edm", "postgres://edm:***@127.0.0.1:5432/edm"),
+        ("postgres://edm:123/x@127.0.0.1:5432/edm", "postgres://edm:***@127.0.0.1:5432/edm"),
+        ("postgres://edm:99?x@127.0.0.1/edm", "postgres://edm:***@127.0.0.1/edm"),
+        ("postgres://127.0.0.1:5432/edm?user=edm&password=secret", "postgres://127.0.0.1:5432/edm?user=edm&password=***"),
+        ("postgres://edm@127.0.0.1:5432/edm?password=secret&sslmode=disable", "postgres://edm@127.0.0.1:5432/edm?password=***&sslmode=disable"),
+        ("postgres://edm:p%40ss@db/edm", "postgres://edm:***@db/edm"),
+    ])
+    func redaction(_ input: String, _ expected: String) throws {
+        #expect(DatabaseLocation.redactPassword(in: input) == expected)
+        do {
+            let settings = try Settings.load(environment: ["EDM_DATABASE_URL": input])
+            #expect(!settings.database.redacted.contains("secret"))
+            #expect(!"\(settings.loggable)".contains("secret"))
+        } catch let error as SettingsError {
+            for secret in ["12#34", "123/x", "99?x", "secret"] { #expect(!error.description.contains(secret)) }
+        }
+    }
+
+    @Test("bad hosts, sslmodes and SQLite paths are refused with exit-2 messages", arguments: [
+        ["EDM_HTTP_HOST": "[::1]"], ["EDM_HTTP_HOST": "256.1.1.1"], ["EDM_HTTP_HOST": "127.0.0.1:80"], ["EDM_HTTP_HOST": "ünï"],
+        ["EDM_DATABASE_URL": "postgres://u:p@h/db?sslmode=bogus"], ["EDM_DATABASE_URL": "sqlite:// "], ["EDM_DATABASE_URL": "sqlite://./x.sqlite?mode=ro"],
+    ])
+    func refused(_ env: [String: String]) {
+        #expect(throws: SettingsError.self) { try Settings.load(environment: env) }
+    }
+
+    @Test("good hosts are accepted", arguments: ["127.0.0.1", "0.0.0.0", "::1", "::", "localhost", "edm-monitor.internal"])
+    func hosts(_ host: String) throws {
+        #expect(try Settings.load(environment: ["EDM_HTTP_HOST": host]).httpHost == host)
+    }
+
+    @Test("a value with a line break is shown escaped, on one line")
+    func oneLine() {
+        do {
+            _ = try Settings.load(environment: ["EDM_LOG_LEVEL": "info\nx"])
+            Issue.record("accepted")
+        } catch {
+            #expect(!"\(error)".contains("\n"))
+            #expect("\(error)".contains(#"info\nx"#))
+        }
+        #expect((try? Settings.load(environment: ["EDM_LOG_LEVEL": " Info "]))?.logLevel == .info)
+    }
+}

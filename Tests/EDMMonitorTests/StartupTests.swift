@@ -136,3 +136,26 @@ struct StartupTests {
         #expect(log.contains("routes registered"))
     }
 }
+
+@Suite("Start-up failures")
+struct StartupFailureTests {
+    @Test("an unreachable PostgreSQL gives one line naming the database (password hidden) and the cause")
+    func unreachablePostgres() throws {
+        let port = try PostgresTestServer.freeLoopbackPort()
+        let result = try runEDMMonitor(["migrate", "--database-url", "postgres://edm:hunter2@127.0.0.1:\(port)/edm?sslmode=disable"])
+        #expect(result.status == 1)
+        // The driver's pool may log its own error line first; the program's message is the last line.
+        let last = String(result.stderr.split(separator: "\n").last ?? "")
+        #expect(last.hasPrefix("edm-monitor: cannot migrate the database postgres://edm:***@127.0.0.1:\(port)/edm"), "\(result.stderr)")
+        #expect(last.lowercased().contains("refused"), "\(result.stderr)")
+        #expect(!result.stderr.contains("hunter2"))
+        #expect(!last.contains("Generic description"))
+    }
+
+    @Test("`routes` needs no database")
+    func routesWithoutDatabase() throws {
+        let result = try runEDMMonitor(["routes", "--database-url", "sqlite:///proc/cannot/edm.sqlite"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("GET /api/monitoring/health"))
+    }
+}

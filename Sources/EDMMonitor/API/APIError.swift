@@ -97,14 +97,51 @@ struct APIErrorMiddleware: AsyncMiddleware {
         do {
             return try await next.respond(to: request)
         } catch {
-            let apiError = Self.map(error)
+            var apiError = Self.map(error)
+            var allowed: [String] = []
+            if error is RouteNotFound {
+                // The path exists under other methods: 405 with Allow (RFC 9110 §15.5.6).
+                allowed = Self.methods(matching: request.url.path, in: request.application.routes)
+                if !allowed.isEmpty {
+                    apiError = APIError(.methodNotAllowed, .methodNotAllowed, "\(request.method.rawValue) is not allowed here; allowed: \(allowed.joined(separator: ", "))")
+                }
+            }
             if apiError.status.code >= 500 {
                 request.logger.error("request failed", metadata: ["error": "\(String(reflecting: error))", "path": "\(request.url.path)"])
             } else {
                 request.logger.debug("request rejected", metadata: ["code": "\(apiError.code.rawValue)", "message": "\(apiError.message)"])
             }
-            return Self.response(for: apiError, request: request)
+            let response = Self.response(for: apiError, request: request)
+            if !allowed.isEmpty { response.headers.replaceOrAdd(name: .allow, value: allowed.joined(separator: ", ")) }
+            return response
         }
+    }
+
+    /// The methods of the routes whose pattern matches `path` (constants equal, `:parameter`
+    /// any one component, `*` any one, `**` the rest), sorted; HEAD is implied by GET.
+    static func methods(matching path: String, in routes: Routes) -> [String] {
+        let parts = path.split(separator: "/").map(String.init)
+        var methods = Set<String>()
+        for route in routes.all where matches(route.path, parts) {
+            methods.insert(route.method.rawValue)
+            if route.method == .GET { methods.insert("HEAD") }
+        }
+        return methods.sorted()
+    }
+
+    private static func matches(_ pattern: [PathComponent], _ parts: [String]) -> Bool {
+        var i = 0
+        for component in pattern {
+            switch component {
+            case .catchall: return i < parts.count
+            case .constant(let value):
+                guard i < parts.count, parts[i] == value else { return false }
+            case .parameter, .anything:
+                guard i < parts.count else { return false }
+            }
+            i += 1
+        }
+        return i == parts.count
     }
 
     /// Maps a thrown error to the API error it is answered with.
@@ -118,8 +155,10 @@ struct APIErrorMiddleware: AsyncMiddleware {
             return APIError(.conflict, .conflict, "the change conflicts with existing data (a unique value is already taken or a referenced row is missing)")
         case let error as any DatabaseError where error.isConnectionClosed:
             return APIError(.serviceUnavailable, .unavailable, "the database is unreachable; try again shortly")
+        case is RouteNotFound:
+            return APIError(.notFound, .notFound, "no such resource")
         case let error as any AbortError:
-            let message = error.status == .notFound && error.reason == "Not Found" ? "no such resource" : error.reason
+            let message = error.reason
             return APIError(error.status, APIErrorCode(status: error.status), message)
         default:
             return APIError(.internalServerError, .internalError, "internal error; see the server log")

@@ -128,8 +128,7 @@ public struct HealthChecker: Sendable {
     /// A short reason safe to show (no connection strings).
     private static func describe(_ error: any Error) -> String {
         if let error = error as? any DatabaseError, error.isConnectionClosed { return "connection closed" }
-        let text = String(describing: error)
-        return text.count > 200 ? String(text.prefix(200)) + "…" : text
+        return DatabaseErrorText.describe(error)
     }
 
     private struct ProbeTimeout: Error {}

@@ -44,6 +44,18 @@ public struct EDMMonitorCommand: AsyncParsableCommand {
     public init() {}
 }
 
+/// ``prepareDatabase(_:settings:)`` with a failure turned into one line naming the database
+/// (password hidden) and the driver's reason.
+func prepareDatabaseForCommand(_ app: Application, settings: Settings) async throws {
+    do {
+        try await prepareDatabase(app, settings: settings)
+    } catch let error as SchemaCheck.Mismatch {
+        throw error
+    } catch {
+        throw StartupError("cannot prepare the database \(settings.database.redacted): \(DatabaseErrorText.describe(error))")
+    }
+}
+
 /// Makes an application for a command (not the test harness) and shuts it down afterwards.
 ///
 /// Vapor's own command line is given only `serve`, so it never sees our flags.
@@ -73,7 +85,7 @@ struct ServeCommand: AsyncParsableCommand {
         let logger = Logger(label: "edm.serve")
         logger.info("starting edm-monitor \(EDMMonitorVersion.current)", metadata: settings.loggable)
         try await withCommandApp(settings) { app in
-            try await prepareDatabase(app, settings: settings)
+            try await prepareDatabaseForCommand(app, settings: settings)
             try verifyRoutes(app)
             let routes = RouteCatalog.registered(app)
             logger.info("routes registered", metadata: ["count": "\(routes.count)", "routes": .array(routes.map { .string($0) })])
@@ -82,7 +94,11 @@ struct ServeCommand: AsyncParsableCommand {
             app.lifecycle.use(BackgroundLoop { await services.taskMonitor.run() })
             // Vapor's serve command binds the address set by `configure` and shuts down
             // gracefully on SIGINT and SIGTERM (stopping the scheduler after its message in flight).
-            try await app.execute()
+            do {
+                try await app.execute()
+            } catch where "\(error)".contains("Address already in use") {
+                throw StartupError("cannot listen on \(settings.httpHost):\(settings.httpPort): the address is already in use; stop the other server or set EDM_HTTP_PORT / --port")
+            }
         }
         logger.info("edm-monitor stopped")
     }
@@ -110,13 +126,22 @@ struct MigrateCommand: AsyncParsableCommand {
         let settings = try options.settings()
         bootstrapLogging(settings)
         try await withCommandApp(settings) { app in
-            try await DatabaseSetup.prepare(settings.database, database: app.db)
+            do {
+                try await DatabaseSetup.prepare(settings.database, database: app.db)
+                if revert {
+                    try await app.autoRevert()
+                } else {
+                    try await app.autoMigrate()
+                    try await SchemaCheck.verify(app.db)
+                }
+            } catch let error as SchemaCheck.Mismatch {
+                throw error
+            } catch {
+                throw StartupError("cannot migrate the database \(settings.database.redacted): \(DatabaseErrorText.describe(error))")
+            }
             if revert {
-                try await app.autoRevert()
                 print("reverted all migrations on \(settings.database.redacted)")
             } else {
-                try await app.autoMigrate()
-                try await SchemaCheck.verify(app.db)
                 print("database \(settings.database.redacted) is up to date (\(AppMigrations.all.count) migrations)")
             }
         }
@@ -130,8 +155,10 @@ struct RoutesCommand: AsyncParsableCommand {
     @OptionGroup var options: SettingsOptions
 
     func run() async throws {
-        let settings = try options.settings()
+        var settings = try options.settings()
         bootstrapLogging(settings)
+        // Listing routes needs no database: do not create or open one.
+        settings.database = .sqliteMemory
         try await withCommandApp(settings) { app in
             for route in RouteCatalog.registered(app) { print(route) }
         }
@@ -178,8 +205,8 @@ public enum EDMMonitorCLI {
         return status
     }
 
-    /// A runtime error as one line (database drivers' errors can span lines).
+    /// A runtime error as one line, database drivers' errors made readable.
     private static func oneLine(_ error: any Error) -> String {
-        String(describing: error).split(whereSeparator: \.isNewline).joined(separator: " ")
+        DatabaseErrorText.describe(error)
     }
 }

@@ -10,7 +10,7 @@ func withMigratedApp<T>(_ options: SettingsOptions, _ body: (Application) async 
     let settings = try options.settings()
     bootstrapLogging(Settings(database: settings.database, httpHost: settings.httpHost, httpPort: settings.httpPort, logLevel: .warning, logFormat: settings.logFormat))
     return try await withCommandApp(settings) { app in
-        try await prepareDatabase(app, settings: settings)
+        try await prepareDatabaseForCommand(app, settings: settings)
         return try await body(app)
     }
 }

@@ -1,5 +1,8 @@
 import Foundation
 import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Where the data lives, parsed from `EDM_DATABASE_URL` / `--database-url`.
 ///
@@ -32,12 +35,26 @@ public enum DatabaseLocation: Sendable, Equatable {
         }
     }
 
-    /// Replaces the password of a `scheme://user:password@host…` URL by `***`; leaves a URL
-    /// without a password unchanged. Never throws: unparsable text is returned redacted whole.
+    /// Hides every password in a database URL, whether or not the URL parses: the user-info
+    /// password (`scheme://user:PASSWORD@host`, up to the last `@`, so unescaped `#`, `/`, `?`
+    /// or `@` in it are covered) and `password=` query parameters. Never throws.
     static func redactPassword(in url: String) -> String {
-        guard var components = URLComponents(string: url) else { return "<unparsable URL>" }
-        if components.password != nil { components.password = "***" }
-        return components.string ?? "<unparsable URL>"
+        var text = url
+        if let schemeEnd = text.range(of: "://"), let at = text.range(of: "@", options: .backwards), at.lowerBound > schemeEnd.upperBound {
+            let userInfo = text[schemeEnd.upperBound..<at.lowerBound]
+            if let colon = userInfo.firstIndex(of: ":") {
+                text.replaceSubrange(text.index(after: colon)..<at.lowerBound, with: "***")
+            }
+        }
+        // `password=…` in a query string, up to the next `&` or `#`.
+        var result = ""
+        var rest = Substring(text)
+        while let range = rest.range(of: "password=", options: .caseInsensitive) {
+            result += rest[..<range.upperBound] + "***"
+            rest = rest[range.upperBound...]
+            if let end = rest.firstIndex(where: { $0 == "&" || $0 == "#" }) { rest = rest[end...] } else { rest = "" }
+        }
+        return result + rest
     }
 
     /// Parses a database URL.
@@ -47,13 +64,23 @@ public enum DatabaseLocation: Sendable, Equatable {
         if raw == "sqlite::memory:" { return .sqliteMemory }
         if raw.hasPrefix("sqlite://") {
             let path = String(raw.dropFirst("sqlite://".count))
-            guard !path.isEmpty else {
+            guard !path.trimmingCharacters(in: .whitespaces).isEmpty else {
                 throw SettingsError(setting: setting, value: raw, reason: "the SQLite path is empty", accepted: accepted)
+            }
+            guard !path.contains("?"), !path.contains(where: { $0.isNewline || $0 == "\0" }) else {
+                throw SettingsError(setting: setting, value: raw, reason: "an SQLite URL takes a plain path, without query parameters", accepted: accepted)
             }
             return .sqliteFile(path: path)
         }
         if raw.hasPrefix("postgres://") || raw.hasPrefix("postgresql://") {
-            guard let components = URLComponents(string: raw), let host = components.host, !host.isEmpty else {
+            guard let components = URLComponents(string: raw) else {
+                throw SettingsError(setting: setting, value: redactPassword(in: raw), reason: "the URL cannot be parsed; percent-encode special characters (@ : / # ? % space) in the user name and password", accepted: accepted)
+            }
+            if let mode = components.queryItems?.last(where: { ["sslmode", "tlsmode", "ssl", "tls"].contains($0.name.lowercased()) })?.value,
+               !["disable", "allow", "prefer", "require", "verify-ca", "verify-full", "true", "false"].contains(mode) {
+                throw SettingsError(setting: setting, value: redactPassword(in: raw), reason: "unknown sslmode \(mode)", accepted: "sslmode=disable, prefer, require, verify-ca or verify-full")
+            }
+            guard let host = components.host, !host.isEmpty else {
                 throw SettingsError(setting: setting, value: redactPassword(in: raw), reason: "the PostgreSQL URL has no host", accepted: accepted)
             }
             guard components.user?.isEmpty == false else {
@@ -93,8 +120,10 @@ public struct SettingsError: Error, CustomStringConvertible, Equatable {
     public var accepted: String
 
     /// One line: `EDM_HTTP_PORT="99999" is invalid (out of range); accepted: an integer from 1 to 65535`.
+    /// Control characters in the value are escaped, so the message stays one line.
     public var description: String {
-        "\(setting)=\"\(value)\" is invalid (\(reason)); accepted: \(accepted)"
+        let shown = value.unicodeScalars.map { $0.properties.generalCategory == .control ? $0.escaped(asASCII: true) : String($0) }.joined()
+        return "\(setting)=\"\(shown)\" is invalid (\(reason)); accepted: \(accepted)"
     }
 }
 
@@ -171,8 +200,8 @@ public struct Settings: Sendable, Equatable {
         }
         if let (name, raw) = pick(flag: "--host", overrides.httpHost, env: "EDM_HTTP_HOST", environment) {
             let host = raw.trimmingCharacters(in: .whitespaces)
-            guard !host.isEmpty, !host.contains(where: { $0.isWhitespace || $0 == "/" }) else {
-                throw SettingsError(setting: name, value: raw, reason: "not a host name or IP address", accepted: "an IP address or host name such as 127.0.0.1 or 0.0.0.0")
+            guard Self.isValidHost(host) else {
+                throw SettingsError(setting: name, value: raw, reason: "not a host name or IP address", accepted: "an IPv4 address (0.0.0.0, 127.0.0.1), an IPv6 address without brackets (::1, ::) or a host name")
             }
             settings.httpHost = host
         }
@@ -186,18 +215,32 @@ public struct Settings: Sendable, Equatable {
             settings.httpPort = port
         }
         if let (name, raw) = pick(flag: "--log-level", overrides.logLevel, env: "EDM_LOG_LEVEL", environment) {
-            guard let level = Logger.Level(rawValue: raw.lowercased()) else {
+            guard let level = Logger.Level(rawValue: raw.trimmingCharacters(in: .whitespaces).lowercased()) else {
                 throw SettingsError(setting: name, value: raw, reason: "unknown level", accepted: Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))
             }
             settings.logLevel = level
         }
         if let (name, raw) = pick(flag: "--log-format", overrides.logFormat, env: "EDM_LOG_FORMAT", environment) {
-            guard let format = LogFormat(rawValue: raw.lowercased()) else {
+            guard let format = LogFormat(rawValue: raw.trimmingCharacters(in: .whitespaces).lowercased()) else {
                 throw SettingsError(setting: name, value: raw, reason: "unknown format", accepted: LogFormat.allCases.map(\.rawValue).joined(separator: ", "))
             }
             settings.logFormat = format
         }
         return settings
+    }
+
+    /// An IPv4 or IPv6 literal (checked with `inet_pton`), or an RFC 1123 host name.
+    static func isValidHost(_ host: String) -> Bool {
+        if host.isEmpty || host.count > 253 { return false }
+        var v4 = in_addr(), v6 = in6_addr()
+        if inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1 { return true }
+        // All-numeric dotted names are failed IPv4 literals (256.1.1.1), not host names.
+        if host.allSatisfy({ $0.isNumber || $0 == "." }) { return false }
+        let labels = host.split(separator: ".", omittingEmptySubsequences: false)
+        return labels.allSatisfy { label in
+            !label.isEmpty && label.count <= 63 && label.first != "-" && label.last != "-"
+                && label.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }
+        }
     }
 
     /// The flag's value when given, else the environment variable's when set and non-empty,
