@@ -11,6 +11,8 @@ public struct AppServices: Sendable {
     public var scheduler: QueueScheduler
     /// Task monitoring: metrics recording, stuck detection (its loop is started by `serve`).
     public var taskMonitor: TaskMonitorService
+    /// Alert evaluation and notification delivery (its loops are started by `serve`).
+    public var alerting: AlertManagerService
 }
 
 extension Application {

@@ -56,7 +56,8 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
         database: { [unowned app] in app.db }, clock: dependencies.clock, configuration: dependencies.scheduler,
         mailers: mailers, hooks: hooks, heartbeat: heartbeat
     )
-    app.edm = AppServices(clock: dependencies.clock, taskHooks: hooks, scheduler: scheduler, taskMonitor: taskMonitor)
+    let alerting = AlertManagerService(database: { [unowned app] in app.db }, clock: dependencies.clock, httpClient: app.http.client.shared, mailers: mailers)
+    app.edm = AppServices(clock: dependencies.clock, taskHooks: hooks, scheduler: scheduler, taskMonitor: taskMonitor, alerting: alerting)
 
     let checker = HealthChecker(clock: dependencies.clock, startedAt: dependencies.clock.now())
     try app.register(collection: HealthController(checker: checker))
@@ -64,6 +65,7 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     try app.register(collection: EmailServicesController())
     try app.register(collection: TasksController())
     try app.register(collection: TaskMonitoringController())
+    try app.register(collection: AlertsController())
 }
 
 /// Applies the database settings, runs pending migrations and checks the schema.
@@ -89,6 +91,11 @@ public enum RouteCatalog {
         "POST /api/tasks/:id/pause", "POST /api/tasks/:id/resume", "POST /api/tasks/:id/cancel",
         "GET /api/monitoring/task-metrics", "GET /api/monitoring/task-metrics/:taskId", "GET /api/monitoring/task-stats",
         "GET /api/monitoring/queue-status", "POST /api/monitoring/task-events",
+        "POST /api/monitoring/alert-rules", "GET /api/monitoring/alert-rules", "GET /api/monitoring/alert-rules/:id",
+        "PUT /api/monitoring/alert-rules/:id", "PATCH /api/monitoring/alert-rules/:id", "DELETE /api/monitoring/alert-rules/:id",
+        "POST /api/monitoring/alert-rules/:id/test",
+        "GET /api/monitoring/alerts", "GET /api/monitoring/alerts/:id",
+        "POST /api/monitoring/alerts/:id/acknowledge", "POST /api/monitoring/alerts/:id/resolve",
     ]
 
     /// `METHOD /path` of every route registered on `app`, sorted by path then method.

@@ -92,6 +92,7 @@ struct ServeCommand: AsyncParsableCommand {
             let services = app.edm
             app.lifecycle.use(BackgroundLoop { await services.scheduler.run() })
             app.lifecycle.use(BackgroundLoop { await services.taskMonitor.run() })
+            app.lifecycle.use(BackgroundLoop { await services.alerting.run() })
             // Vapor's serve command binds the address set by `configure` and shuts down
             // gracefully on SIGINT and SIGTERM (stopping the scheduler after its message in flight).
             do {

@@ -287,6 +287,14 @@ public final class TaskMonitorService: TaskMonitorHooks, Sendable {
             .init(metricName: "edm_task_failure_rate_percent", metricValue: sent + failed == 0 ? 0 : Double(failed) / Double(sent + failed) * 100, metricUnit: "percent", timestamp: now),
             .init(metricName: "edm_stuck_tasks", metricValue: Double(found.count), metricUnit: "tasks", timestamp: now),
         ]
+        // Written only while work is pending, so that rules on them stay quiet on an idle queue.
+        let pending = try await sql.raw("SELECT count(*) AS n FROM sub_tasks s JOIN tasks t ON t.id = s.task_id WHERE s.status = 'pending' AND t.status IN ('queued', 'sending') AND (t.scheduled_at IS NULL OR t.scheduled_at <= \(bind: now))").first(decoding: N.self)?.n ?? 0
+        if pending > 0 {
+            let services = try await EmailService.query(on: db).all()
+            let usable = services.filter { [.available, .paced].contains(ServiceState.of($0, now: now)) }.count
+            points.append(.init(metricName: "edm_queue_pending_throughput_per_hour", metricValue: Double(perService.map(\.n).reduce(0, +)) * scale, metricUnit: "emails_per_hour", timestamp: now))
+            points.append(.init(metricName: "edm_email_services_available_while_pending", metricValue: Double(usable), metricUnit: "services", timestamp: now))
+        }
         for service in perService {
             points.append(.init(metricName: "edm_queue_throughput_per_hour", metricValue: Double(service.n) * scale, metricUnit: "emails_per_hour", tags: ["service": service.name], timestamp: now))
         }

@@ -26,8 +26,12 @@ enum TestDatabase: String, CaseIterable, CustomTestStringConvertible, Sendable {
 enum TestDatabases {
     /// A new, empty database location for one test; `migrated` copies the migrated template
     /// (PostgreSQL) — SQLite databases are always created empty and migrated by the caller.
-    static func make(_ kind: TestDatabase, migrated: Bool) async throws -> (DatabaseLocation, cleanup: @Sendable () -> Void) {
+    static func make(_ kind: TestDatabase, migrated: Bool, sqliteFile: Bool = false) async throws -> (DatabaseLocation, cleanup: @Sendable () -> Void) {
         switch kind {
+        case .sqlite where sqliteFile:
+            // A file, so that a second application (a "restart") opens the same database.
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("edm-test-\(UUID().uuidString.prefix(8))")
+            return (.sqliteFile(path: folder.appendingPathComponent("edm.sqlite").path), { try? FileManager.default.removeItem(at: folder) })
         case .sqlite:
             return (.sqliteMemory, {})
         case .postgres:
@@ -98,9 +102,10 @@ func withApp<T>(
     mailers: (any MailerFactory)? = nil,
     hooks: (any TaskMonitorHooks)? = nil,
     scheduler: SchedulerConfiguration = SchedulerConfiguration(instanceID: "test-instance"),
+    sqliteFile: Bool = false,
     _ test: (Application, Settings) async throws -> T
 ) async throws -> T {
-    let (location, cleanup) = try await TestDatabases.make(kind, migrated: migrate)
+    let (location, cleanup) = try await TestDatabases.make(kind, migrated: migrate, sqliteFile: sqliteFile)
     defer { cleanup() }
     let settings = testSettings(location)
     let app = try await Application.make(.testing)

@@ -2,8 +2,9 @@ import EDMMonitorCore
 import FluentKit
 import SQLKit
 
-/// `alert_rules`: what to watch and when to alert. The alerting migrations add matchers,
-/// aggregation, `for`, hysteresis, templates and the rest.
+/// `alert_rules`: what to watch and when to alert: the seed's columns plus tag matchers,
+/// window aggregation, `for`, hysteresis (`resolve_threshold`, `keep_firing_minutes`), reminders,
+/// the no-data policy, labels and summary/description templates.
 struct CreateAlertRules: AsyncMigration {
     var name: String { "CreateAlertRules" }
 
@@ -22,6 +23,16 @@ struct CreateAlertRules: AsyncMigration {
             .column("severity", type: d.text, .notNull)
             .column("notification_channels", type: d.json, .notNull, .default(SQLLiteral.string("[]")))
             .column("is_active", type: d.bool, .notNull, .default(SQLLiteral.boolean(true)))
+            .column("tag_matchers", type: d.json, .notNull, .default(SQLLiteral.string("[]")))
+            .column("aggregation", type: d.text, .notNull, .default(SQLLiteral.string("last")))
+            .column("for_minutes", type: d.double, .notNull, .default(SQLLiteral.numeric("0")))
+            .column("resolve_threshold", type: d.double)
+            .column("keep_firing_minutes", type: d.double, .notNull, .default(SQLLiteral.numeric("0")))
+            .column("repeat_interval_minutes", type: d.double)
+            .column("no_data", type: d.text, .notNull, .default(SQLLiteral.string("ok")))
+            .column("labels", type: d.json, .notNull, .default(SQLLiteral.string("{}")))
+            .column("summary_template", type: d.text)
+            .column("description_template", type: d.text)
             .column("created_at", type: d.timestamp, .notNull)
             .column("updated_at", type: d.timestamp, .notNull)
             .check(MigrationSQL.length("name", min: 1, max: 200), named: "alert_rules_name_length")
@@ -37,6 +48,11 @@ struct CreateAlertRules: AsyncMigration {
                 ? #"jsonb_typeof("notification_channels") = 'array'"#
                 : #"json_type("notification_channels") = 'array'"#), named: "alert_rules_notification_channels_array")
             .check(optional: d.boolCheck("is_active"), named: "alert_rules_is_active_bool")
+            .check(MigrationSQL.oneOf("aggregation", ["last", "avg", "min", "max", "sum", "count", "p95"]), named: "alert_rules_aggregation")
+            .check(MigrationSQL.oneOf("no_data", ["ok", "alerting", "keep_last"]), named: "alert_rules_no_data")
+            .check(SQLRaw(#""for_minutes" >= 0 AND "keep_firing_minutes" >= 0 AND ("repeat_interval_minutes" IS NULL OR "repeat_interval_minutes" > 0)"#), named: "alert_rules_durations")
+            .check(optional: d.jsonCheck("tag_matchers"), named: "alert_rules_tag_matchers_json")
+            .check(optional: d.jsonCheck("labels"), named: "alert_rules_labels_json")
             .run()
         try await MigrationSQL.index(sql, "alert_rules_is_active_idx", on: "alert_rules", "is_active")
         try await MigrationSQL.index(sql, "alert_rules_metric_name_idx", on: "alert_rules", "metric_name")

@@ -14,6 +14,9 @@ enum AppMigrations {
         CreateAlertRules(),
         CreateAlertHistories(),
         CreateServiceReservations(),
+        CreateAlertInstances(),
+        CreateAlertNotifications(),
         AddEventIDToTaskProcessingMetrics(),
+        SeedDefaultAlertRules(),
     ]
 }

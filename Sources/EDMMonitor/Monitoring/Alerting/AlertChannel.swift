@@ -1,0 +1,57 @@
+import EDMMonitorCore
+import Foundation
+
+/// Where a rule's notifications go (one entry of `alert_rules.notification_channels`).
+///
+/// Shapes: `{"type":"webhook","url":"https://…","name":"ops-webhook"}` (Alertmanager webhook v4
+/// payload, https://prometheus.io/docs/alerting/latest/configuration/#webhook_config),
+/// `{"type":"slack","url":"https://hooks.slack.com/…"}`, `{"type":"alertmanager","url":"http://am:9093"}`
+/// (POST `/api/v2/alerts`), `{"type":"email","to":"ops@example.com","service_id":"…"}` (sent
+/// through that email service), `{"type":"log"}`. `send_resolved` (default true) turns resolved
+/// notifications off per channel.
+public struct AlertChannel: Codable, Sendable, Hashable {
+    public enum Kind: String, Codable, Sendable, CaseIterable { case webhook, slack, email, alertmanager, log }
+
+    public var type: Kind
+    public var url: String?
+    public var name: String?
+    public var to: String?
+    public var serviceID: UUID?
+    public var sendResolved: Bool?
+
+    enum CodingKeys: String, CodingKey {
+        case type, url, name, to
+        case serviceID = "service_id"
+        case sendResolved = "send_resolved"
+    }
+
+    public init(type: Kind, url: String? = nil, name: String? = nil, to: String? = nil, serviceID: UUID? = nil, sendResolved: Bool? = nil) {
+        self.type = type
+        self.url = url
+        self.name = name
+        self.to = to
+        self.serviceID = serviceID
+        self.sendResolved = sendResolved
+    }
+
+    /// The receiver name in payloads: `name`, else the type.
+    public var receiver: String { name ?? type.rawValue }
+
+    /// Problems with this channel, for 400 details (`field` relative to the channel).
+    func problems() -> [(field: String, reason: String)] {
+        var problems: [(String, String)] = []
+        switch type {
+        case .webhook, .slack, .alertmanager:
+            guard let url, let parsed = URL(string: url), let scheme = parsed.scheme?.lowercased(), ["http", "https"].contains(scheme), parsed.host?.isEmpty == false else {
+                problems.append(("url", "must be an http or https URL"))
+                break
+            }
+        case .email:
+            if case .failure = EmailAddress.validate(to ?? "") { problems.append(("to", "must be an email address")) }
+            if serviceID == nil { problems.append(("service_id", "must name the email service to send through")) }
+        case .log:
+            break
+        }
+        return problems
+    }
+}

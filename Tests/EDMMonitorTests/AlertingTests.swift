@@ -1,0 +1,330 @@
+@testable import EDMMonitor
+import EDMMonitorCore
+import FluentKit
+import Foundation
+import SQLKit
+import Synchronization
+import Testing
+import Vapor
+import VaporTesting
+
+/// Alert rules, evaluation against stored metrics, history, the outbox and its delivery.
+@Suite("Alerting")
+struct AlertingTests {
+    /// A webhook receiver on 127.0.0.1 that can be switched down (503) and records what arrives.
+    final class WebhookReceiver: Sendable {
+        final class State: Sendable {
+            let bodies = Mutex<[String]>([])
+            let down = Mutex(false)
+        }
+        let app: Application
+        let port: Int
+        let state = State()
+
+        init() async throws {
+            app = try await Application.make(.testing)
+            port = try PostgresTestServer.freeLoopbackPort()
+            app.http.server.configuration.hostname = "127.0.0.1"
+            app.http.server.configuration.port = port
+            app.logger.logLevel = .warning
+            app.post("hook") { [state] req async -> HTTPStatus in
+                if state.down.withLock({ $0 }) { return .serviceUnavailable }
+                state.bodies.withLock { $0.append(req.body.string ?? "") }
+                return .ok
+            }
+            try await app.server.start()
+        }
+
+        var url: String { "http://127.0.0.1:\(port)/hook" }
+        var payloads: [[String: Any]] { state.bodies.withLock { $0 }.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] } }
+
+        func stop() async throws {
+            await app.server.shutdown()
+            try await app.asyncShutdown()
+        }
+    }
+
+    static func createRule(_ app: Application, _ body: [String: JSONValue]) async throws -> UUID {
+        var id: UUID?
+        try await app.testing().test(.POST, "/api/monitoring/alert-rules", beforeRequest: { try $0.content.encode(body, as: .json) }) { res in
+            #expect(res.status == .created, "\(res.body.string)")
+            struct R: Decodable { var id: UUID }
+            id = try res.content.decode(R.self).id
+        }
+        return try #require(id)
+    }
+
+    static func point(_ app: Application, _ name: String, _ value: Double, at date: Date, tags: [String: String] = [:]) async throws {
+        try await SystemPerformanceMetric(metricName: name, metricValue: value, metricUnit: "seconds", tags: tags, timestamp: date).create(on: app.db)
+    }
+
+    @Test("reference case C13: pending, flapping, firing at 210, resolved at 240, exactly two webhook notifications", arguments: TestDatabase.enabled)
+    func c13(_ db: TestDatabase) async throws {
+        let receiver = try await WebhookReceiver()
+        let t0 = try #require(APIJSON.parse("2026-03-09T10:00:00Z"))
+        let clock = ManualClock(start: t0)
+        do {
+            try await withApp(db, clock: clock) { app, _ in
+                let ruleID = try await Self.createRule(app, [
+                    "name": "EdmQueueWaitHigh", "metric_name": "edm_queue_oldest_wait_seconds", "condition_type": "threshold",
+                    "comparison_operator": ">", "threshold_value": 300, "time_window_minutes": 1, "for_minutes": 2, "severity": "warning",
+                    "notification_channels": [["type": "webhook", "url": .string(receiver.url), "name": "ops-webhook"]],
+                ])
+                let values: [(Double, Double)] = [(0, 310), (30, 320), (60, 290), (90, 330), (120, 340), (150, 350), (180, 360), (210, 370), (240, 280), (270, 305), (300, 295)]
+                let expected = ["pending", "pending", "inactive", "pending", "pending", "pending", "pending", "firing", "inactive", "pending", "inactive"]
+                for ((t, value), state) in zip(values, expected) {
+                    clock.set(t0.addingTimeInterval(t))
+                    try await Self.point(app, "edm_queue_oldest_wait_seconds", value, at: clock.now())
+                    _ = try await app.edm.alerting.evaluateOnce()
+                    let instance = try await AlertInstanceRow.all(on: app.sql).first { $0.rule_id == ruleID }
+                    // A resolved instance shows as inactive at the next step; at 240 it is `resolved`.
+                    let name = instance?.decodedState.name ?? "inactive"
+                    #expect(name == state || (t == 240 && name == "resolved"), "t=\(t): \(name)")
+                    try await app.edm.alerting.deliverOnce()
+                }
+                let payloads = receiver.payloads
+                #expect(payloads.count == 2)
+                #expect(payloads.map { $0["status"] as? String } == ["firing", "resolved"])
+                let firing = try #require((payloads.first?["alerts"] as? [[String: Any]])?.first)
+                #expect(firing["startsAt"] as? String == "2026-03-09T10:03:30Z")
+                #expect(firing["endsAt"] as? String == "0001-01-01T00:00:00Z")
+                #expect(payloads.first?["receiver"] as? String == "ops-webhook")
+                #expect(payloads.first?["version"] as? String == "4")
+                let resolved = try #require((payloads.last?["alerts"] as? [[String: Any]])?.first)
+                #expect(resolved["endsAt"] as? String == "2026-03-09T10:04:00Z")
+                #expect((resolved["labels"] as? [String: String])?["alertname"] == "EdmQueueWaitHigh")
+                // One history row: the firing episode; the pending-only episodes left none.
+                let histories = try await AlertHistory.query(on: app.db).all()
+                #expect(histories.count == 1)
+                #expect(histories.first?.status == .resolved)
+                #expect(histories.first?.triggeredAt == t0.addingTimeInterval(210))
+                #expect(histories.first?.resolvedAt == t0.addingTimeInterval(240))
+            }
+        } catch {
+            try? await receiver.stop()
+            throw error
+        }
+        try await receiver.stop()
+    }
+
+    @Test("a receiver that is down gets every notification after it returns, exactly once")
+    func receiverOutage() async throws {
+        let receiver = try await WebhookReceiver()
+        let clock = ManualClock()
+        do {
+            try await withApp(.sqlite, clock: clock) { app, _ in
+                _ = try await Self.createRule(app, [
+                    "name": "cpu", "metric_name": "edm_system_cpu_usage_percent", "condition_type": "threshold", "comparison_operator": ">",
+                    "threshold_value": 90, "time_window_minutes": 1, "severity": "critical",
+                    "notification_channels": [["type": "webhook", "url": .string(receiver.url)]],
+                ])
+                receiver.state.down.withLock { $0 = true }
+                try await Self.point(app, "edm_system_cpu_usage_percent", 95, at: clock.now(), tags: ["host": "a"])
+                try await Self.point(app, "edm_system_cpu_usage_percent", 97, at: clock.now(), tags: ["host": "b"])
+                let report = try await app.edm.alerting.evaluateOnce()
+                #expect(report.firing == 2)
+                for _ in 0..<5 {
+                    #expect(try await app.edm.alerting.deliverOnce() == 0)
+                    clock.advance(by: 700)
+                }
+                receiver.state.down.withLock { $0 = false }
+                #expect(try await app.edm.alerting.deliverOnce() == 2)
+                clock.advance(by: 3600)
+                #expect(try await app.edm.alerting.deliverOnce() == 0)
+                #expect(receiver.payloads.count == 2)
+                let hosts = Set(receiver.payloads.compactMap { (($0["alerts"] as? [[String: Any]])?.first?["labels"] as? [String: String])?["host"] })
+                #expect(hosts == ["a", "b"])
+            }
+        } catch {
+            try? await receiver.stop()
+            throw error
+        }
+        try await receiver.stop()
+    }
+
+    @Test("state survives a restart: no reset of for, no second firing notification", arguments: TestDatabase.enabled)
+    func restart(_ db: TestDatabase) async throws {
+        let clock = ManualClock()
+        try await withApp(db, clock: clock, sqliteFile: true) { app, settings in
+            _ = try await Self.createRule(app, [
+                "name": "slow", "metric_name": "edm_db_query_latency_seconds", "condition_type": "threshold", "comparison_operator": ">",
+                "threshold_value": 1, "time_window_minutes": 1, "for_minutes": 1, "severity": "warning",
+            ])
+            try await Self.point(app, "edm_db_query_latency_seconds", 2, at: clock.now())
+            _ = try await app.edm.alerting.evaluateOnce()
+            // A second process on the same database (the restarted one) continues the pending state.
+            let restarted = try await Application.make(.testing)
+            do {
+                try await configure(restarted, settings: settings, dependencies: .init(clock: clock))
+                clock.advance(by: 60)
+                try await Self.point(app, "edm_db_query_latency_seconds", 2, at: clock.now())
+                let report = try await restarted.edm.alerting.evaluateOnce()
+                #expect(report.firing == 1, "for should count from the first evaluation before the restart")
+                clock.advance(by: 30)
+                try await Self.point(app, "edm_db_query_latency_seconds", 2, at: clock.now())
+                let again = try await restarted.edm.alerting.evaluateOnce()
+                #expect(again.firing == 0)
+            } catch {
+                try? await restarted.asyncShutdown()
+                throw error
+            }
+            try await restarted.asyncShutdown()
+            let notifications = try await app.sql.raw("SELECT count(*) AS n FROM alert_notifications WHERE kind = 'firing'").first(decoding: Count.self)
+            #expect(notifications?.n == 1)
+        }
+    }
+
+    @Test("an evaluation error changes nothing and resolves nothing")
+    func evaluationError() async throws {
+        let clock = ManualClock()
+        try await withApp(.sqlite, clock: clock) { app, _ in
+            _ = try await Self.createRule(app, [
+                "name": "mem", "metric_name": "edm_system_memory_usage_percent", "condition_type": "threshold", "comparison_operator": ">",
+                "threshold_value": 85, "time_window_minutes": 1, "severity": "warning",
+            ])
+            try await Self.point(app, "edm_system_memory_usage_percent", 90, at: clock.now())
+            #expect(try await app.edm.alerting.evaluateOnce().firing == 1)
+            try await app.sql.raw("ALTER TABLE system_performance_metrics RENAME TO spm_away").run()
+            clock.advance(by: 30)
+            await #expect(throws: (any Error).self) { try await app.edm.alerting.evaluateOnceRecordingErrors() }
+            #expect(app.edm.alerting.lastEvaluationError != nil)
+            try await app.sql.raw("ALTER TABLE spm_away RENAME TO system_performance_metrics").run()
+            let history = try #require(try await AlertHistory.query(on: app.db).first())
+            #expect(history.status == .active)
+            #expect(try await app.sql.raw("SELECT count(*) AS n FROM alert_notifications WHERE kind = 'resolved'").first(decoding: Count.self)?.n == 0)
+            try await Self.point(app, "edm_system_memory_usage_percent", 91, at: clock.now())
+            _ = try await app.edm.alerting.evaluateOnceRecordingErrors()
+            #expect(app.edm.alerting.lastEvaluationError == nil)
+        }
+    }
+
+    @Test("acknowledge and manual resolve; lists, filters and the notification log")
+    func ackAndResolve() async throws {
+        let clock = ManualClock()
+        try await withApp(.sqlite, clock: clock) { app, _ in
+            let ruleID = try await Self.createRule(app, [
+                "name": "stuck", "metric_name": "edm_task_stuck_duration_seconds", "condition_type": "threshold", "comparison_operator": ">=",
+                "threshold_value": 600, "time_window_minutes": 5, "severity": "critical", "repeat_interval_minutes": 1,
+                "summary_template": "Task {{labels.task_id}} stuck for {{value}} s (limit {{threshold}})",
+            ])
+            try await Self.point(app, "edm_task_stuck_duration_seconds", 700, at: clock.now(), tags: ["task_id": "T-1"])
+            _ = try await app.edm.alerting.evaluateOnce()
+            let history = try #require(try await AlertHistory.query(on: app.db).filter(\.$rule.$id == ruleID).first())
+            #expect(history.message == "Task T-1 stuck for 700 s (limit 600)")
+            let id = try history.requireID()
+            try await app.testing().test(.GET, "/api/monitoring/alerts?status=active&severity=critical&rule_id=\(ruleID)") { res in
+                #expect(res.body.string.contains(#""total":1"#))
+            }
+            try await app.testing().test(.POST, "/api/monitoring/alerts/\(id)/acknowledge", beforeRequest: { try $0.content.encode(["by": "ann"]) }) { res in
+                #expect(res.status == .ok)
+                #expect(res.body.string.contains(#""status":"acknowledged""#))
+                #expect(res.body.string.contains(#""acknowledged_by":"ann""#))
+            }
+            // Acknowledged: no reminders.
+            clock.advance(by: 120)
+            try await Self.point(app, "edm_task_stuck_duration_seconds", 820, at: clock.now(), tags: ["task_id": "T-1"])
+            #expect(try await app.edm.alerting.evaluateOnce().reminders == 1)
+            #expect(try await app.sql.raw("SELECT count(*) AS n FROM alert_notifications WHERE kind = 'reminder' AND history_id = \(bind: id)").first(decoding: Count.self)?.n == 0)
+            try await app.testing().test(.POST, "/api/monitoring/alerts/\(id)/resolve") { res in
+                #expect(res.status == .ok)
+                #expect(res.body.string.contains(#""status":"resolved""#))
+            }
+            try await app.testing().test(.POST, "/api/monitoring/alerts/\(id)/resolve") { #expect($0.status == .conflict) }
+            try await app.edm.alerting.deliverOnce()
+            try await app.testing().test(.GET, "/api/monitoring/alerts/\(id)") { res in
+                struct A: Decodable { struct N: Decodable { var kind: String; var status: String; var channel: String }; var notifications: [N] }
+                let alert = try res.content.decode(A.self)
+                #expect(alert.notifications.map(\.kind) == ["firing", "resolved"])
+                #expect(alert.notifications.allSatisfy { $0.status == "delivered" && $0.channel == "log" })
+            }
+            try await app.testing().test(.GET, "/api/monitoring/alerts/\(UUID())") { #expect($0.status == .notFound) }
+        }
+    }
+
+    struct BadRule: Sendable, CustomTestStringConvertible {
+        var change: [String: JSONValue]
+        var field: String
+        var testDescription: String { field }
+    }
+
+    static let base: [String: JSONValue] = [
+        "name": "r", "metric_name": "edm_x", "condition_type": "threshold", "comparison_operator": ">", "threshold_value": 1,
+        "time_window_minutes": 5, "severity": "warning",
+    ]
+
+    static let badRules: [BadRule] = [
+        BadRule(change: ["comparison_operator": "=>"], field: "comparison_operator"),
+        BadRule(change: ["condition_type": "spike"], field: "condition_type"),
+        BadRule(change: ["threshold_value": .null, "comparison_operator": ">"], field: "threshold_value"),
+        BadRule(change: ["time_window_minutes": 0], field: "time_window_minutes"),
+        BadRule(change: ["severity": "urgent"], field: "severity"),
+        BadRule(change: ["tag_matchers": [["key": "bad key", "op": "=", "value": "x"]]], field: "tag_matchers[0].key"),
+        BadRule(change: ["tag_matchers": [["key": "host", "op": "~", "value": "x"]]], field: "tag_matchers[0].op"),
+        BadRule(change: ["notification_channels": [["type": "pager"]]], field: "notification_channels[0].type"),
+        BadRule(change: ["notification_channels": [["type": "webhook", "url": "ftp://x.example.com"]]], field: "notification_channels[0].url"),
+        BadRule(change: ["notification_channels": [["type": "email", "to": "not-an-address", "service_id": .string(UUID().uuidString)]]], field: "notification_channels[0].to"),
+        BadRule(change: ["summary_template": "{{#x}}"], field: "summary_template"),
+        BadRule(change: ["metric_name": "9bad name"], field: "metric_name"),
+        BadRule(change: ["no_data": "panic"], field: "no_data"),
+        BadRule(change: ["aggregation": "median"], field: "aggregation"),
+    ]
+
+    @Test("bad rule input is a 400 naming each field; unknown ids are 404", arguments: badRules)
+    func badRuleInput(_ bad: BadRule) async throws {
+        try await withApp(.sqlite) { app, _ in
+            let before = try await AlertRule.query(on: app.db).count()
+            var body = Self.base.merging(bad.change) { _, new in new }
+            body = body.filter { $0.value != .null }
+            try await app.testing().test(.POST, "/api/monitoring/alert-rules", beforeRequest: { try $0.content.encode(body, as: .json) }) { res in
+                #expect(res.status == .badRequest, "\(res.body.string)")
+                let error = try res.content.decode(ErrorBody.self)
+                #expect(error.error.details.map(\.field).contains(bad.field), "\(error.error.details)")
+            }
+            #expect(try await AlertRule.query(on: app.db).count() == before)
+            try await app.testing().test(.GET, "/api/monitoring/alert-rules/\(UUID())") { #expect($0.status == .notFound) }
+        }
+    }
+
+    @Test("the six default rules are seeded with a log channel, and a healthy fresh install raises none of them")
+    func defaults() async throws {
+        let clock = ManualClock()
+        try await withApp(.sqlite, clock: clock) { app, _ in
+            let rules = try await AlertRule.query(on: app.db).all()
+            #expect(rules.count == 6)
+            #expect(rules.allSatisfy { $0.notificationChannels == [.object(["type": .string("log")])] })
+            try await app.edm.taskMonitor.runOnce()
+            try await Self.point(app, "edm_system_memory_usage_percent", 40, at: clock.now())
+            let report = try await app.edm.alerting.evaluateOnce()
+            #expect(report.firing == 0)
+            #expect(try await AlertHistory.query(on: app.db).count() == 0)
+        }
+    }
+
+    @Test("test now reports what would fire and why, changing nothing")
+    func testNow() async throws {
+        let clock = ManualClock()
+        try await withApp(.sqlite, clock: clock) { app, _ in
+            let id = try await Self.createRule(app, [
+                "name": "cpu", "metric_name": "edm_system_cpu_usage_percent", "condition_type": "threshold", "comparison_operator": ">",
+                "threshold_value": 90, "time_window_minutes": 5, "severity": "warning", "aggregation": "avg",
+                "tag_matchers": [["key": "host", "op": "!=", "value": "ignored"]],
+            ])
+            for (host, values) in [("a", [95.0, 99]), ("b", [10.0, 20]), ("ignored", [100.0])] {
+                for value in values { try await Self.point(app, "edm_system_cpu_usage_percent", value, at: clock.now(), tags: ["host": host]) }
+            }
+            try await app.testing().test(.POST, "/api/monitoring/alert-rules/\(id)/test") { res in
+                #expect(res.status == .ok)
+                struct T: Decodable { struct S: Decodable { var tags: [String: String]; var value: Double?; var condition_holds: Bool; var would: String }; var series: [S] }
+                let result = try res.content.decode(T.self)
+                #expect(result.series.count == 2)
+                let a = try #require(result.series.first { $0.tags["host"] == "a" })
+                #expect(a.value == 97)
+                #expect(a.condition_holds)
+                #expect(a.would == "fire")
+                #expect(result.series.first { $0.tags["host"] == "b" }?.condition_holds == false)
+            }
+            #expect(try await AlertHistory.query(on: app.db).count() == 0)
+            #expect(try await AlertInstanceRow.all(on: app.sql).isEmpty)
+        }
+    }
+}
