@@ -156,7 +156,8 @@ struct AlertingTests {
             let restarted = try await Application.make(.testing)
             do {
                 try await configure(restarted, settings: settings, dependencies: .init(clock: clock))
-                clock.advance(by: 60)
+                // The old process is gone; its evaluator lease (3 × 30 s) lapses, then the new one evaluates.
+                clock.advance(by: 91)
                 try await Self.point(app, "edm_db_query_latency_seconds", 2, at: clock.now())
                 let report = try await restarted.edm.alerting.evaluateOnce()
                 #expect(report.firing == 1, "for should count from the first evaluation before the restart")
@@ -325,6 +326,95 @@ struct AlertingTests {
             }
             #expect(try await AlertHistory.query(on: app.db).count() == 0)
             #expect(try await AlertInstanceRow.all(on: app.sql).isEmpty)
+        }
+    }
+}
+
+@Suite("Alerting: silences, lease, email")
+struct AlertingMoreTests {
+    @Test("a silence suppresses a firing alert, then lets it through when it is expired while still firing", arguments: TestDatabase.enabled)
+    func silence(_ db: TestDatabase) async throws {
+        let clock = ManualClock()
+        try await withApp(db, clock: clock) { app, _ in
+            let rule = try await AlertingTests.createRule(app, [
+                "name": "QueueStalled", "metric_name": "edm_queue_oldest_wait_seconds", "condition_type": "threshold", "comparison_operator": ">",
+                "threshold_value": 300, "time_window_minutes": 1, "severity": "warning",
+            ])
+            var silenceID = ""
+            try await app.testing().test(.POST, "/api/monitoring/silences", beforeRequest: { req in
+                try req.content.encode(["matchers": [["name": "alertname", "op": "=", "value": "QueueStalled"]], "ends_at": "2026-03-09T12:00:00Z",
+                                        "created_by": "ann", "comment": "maintenance"] as JSONValue, as: .json)
+            }) { res in
+                #expect(res.status == .created, "\(res.body.string)")
+                struct S: Decodable { var id: String; var state: String }
+                let s = try res.content.decode(S.self)
+                #expect(s.state == "active")
+                silenceID = s.id
+            }
+            try await AlertingTests.point(app, "edm_queue_oldest_wait_seconds", 400, at: clock.now())
+            _ = try await app.edm.alerting.evaluateOnce()
+            let history = try #require(try await AlertHistory.query(on: app.db).filter(\.$rule.$id == rule).first())
+            #expect(history.status == .suppressed)
+            func notifications() async throws -> Int { try await app.sql.raw("SELECT count(*) AS n FROM alert_notifications WHERE history_id = \(bind: history.requireID())").first(decoding: Count.self)?.n ?? -1 }
+            #expect(try await notifications() == 0)
+
+            clock.advance(by: 30)
+            try await app.testing().test(.POST, "/api/monitoring/silences/\(silenceID)/expire") { #expect($0.status == .ok) }
+            try await AlertingTests.point(app, "edm_queue_oldest_wait_seconds", 410, at: clock.now())
+            _ = try await app.edm.alerting.evaluateOnce()
+            #expect(try await AlertHistory.find(history.requireID(), on: app.db)?.status == .active)
+            #expect(try await notifications() == 1)
+            try await app.testing().test(.POST, "/api/monitoring/silences/\(silenceID)/expire") { #expect($0.status == .conflict) }
+            try await app.testing().test(.POST, "/api/monitoring/silences", beforeRequest: { req in
+                try req.content.encode(["matchers": [] as JSONValue, "ends_at": "2020-01-01T00:00:00Z", "created_by": "", "comment": "x"] as JSONValue, as: .json)
+            }) { res in
+                #expect(res.status == .badRequest)
+                let error = try res.content.decode(ErrorBody.self)
+                #expect(Set(error.error.details.map(\.field)) == ["matchers", "ends_at", "created_by"])
+            }
+        }
+    }
+
+    @Test("with two instances on one database, exactly one evaluates at a time (a lease)")
+    func evaluatorLease() async throws {
+        let clock = ManualClock()
+        try await withApp(.sqlite, clock: clock, sqliteFile: true) { app, settings in
+            let other = try await Application.make(.testing)
+            do {
+                try await configure(other, settings: settings, dependencies: .init(clock: clock))
+                #expect(try await app.edm.alerting.evaluateOnce().skipped == false)
+                #expect(try await other.edm.alerting.evaluateOnce().skipped == true)
+                #expect(try await app.edm.alerting.evaluateOnce().skipped == false)
+                clock.advance(by: 91)  // the holder died: its lease (3 × 30 s) expired
+                #expect(try await other.edm.alerting.evaluateOnce().skipped == false)
+                #expect(try await app.edm.alerting.evaluateOnce().skipped == true)
+            } catch {
+                try? await other.asyncShutdown()
+                throw error
+            }
+            try await other.asyncShutdown()
+        }
+    }
+
+    @Test("an email alert reaches a real SMTP peer through an email service")
+    func emailChannel() async throws {
+        let server = try SMTPTestServer()
+        let clock = ManualClock()
+        try await withApp(.sqlite, clock: clock) { app, _ in
+            let service = try await Fixtures.service(app, name: "alerts-relay", provider: .smtp, config: .init(smtp: .init(host: "127.0.0.1", port: server.port)))
+            _ = try await AlertingTests.createRule(app, [
+                "name": "DiskFull", "metric_name": "edm_system_disk_usage_percent", "condition_type": "threshold", "comparison_operator": ">",
+                "threshold_value": 95, "time_window_minutes": 1, "severity": "critical",
+                "notification_channels": [["type": "email", "to": "ops@example.com", "service_id": .string(service.uuidString)]],
+            ])
+            try await AlertingTests.point(app, "edm_system_disk_usage_percent", 97, at: clock.now())
+            _ = try await app.edm.alerting.evaluateOnce()
+            #expect(try await app.edm.alerting.deliverOnce() == 1)
+            let messages = try server.messages()
+            #expect(messages.count == 1)
+            #expect(messages.first?.rcptTos == ["ops@example.com"])
+            let text = String(decoding: messages.first?.data ?? [], as: UTF8.self)
+            #expect(text.contains("Subject: [FIRING] DiskFull"))
         }
     }
 }

@@ -57,16 +57,23 @@ public struct HealthChecker: Sendable {
     public var databaseTimeout: TimeInterval = 2
     let clock: any WallClock
     let startedAt: Date
+    let alerting: AlertManagerService?
 
-    public init(clock: any WallClock, startedAt: Date) {
+    public init(clock: any WallClock, startedAt: Date, alerting: AlertManagerService? = nil) {
         self.clock = clock
         self.startedAt = startedAt
+        self.alerting = alerting
     }
 
     /// Runs every check and returns the report.
     public func report(database: any Database) async -> HealthReport {
         let databaseCheck = await probeDatabase(database)
-        let checks = ["database": databaseCheck]
+        var checks = ["database": databaseCheck]
+        if let alerting {
+            // The evaluator's own alarm: its last cycle failed (no alert state changed meanwhile).
+            let error = alerting.lastEvaluationError
+            checks["evaluator"] = .init(status: error == nil ? .healthy : .degraded, latencyMs: nil, error: error.map { "the last alert evaluation failed: \($0)" })
+        }
         let uptime = max(0, clock.now().timeIntervalSince(startedAt))
         return HealthReport(
             status: checks.values.map(\.status).max() ?? .healthy,

@@ -59,13 +59,14 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     let alerting = AlertManagerService(database: { [unowned app] in app.db }, clock: dependencies.clock, httpClient: app.http.client.shared, mailers: mailers)
     app.edm = AppServices(clock: dependencies.clock, taskHooks: hooks, scheduler: scheduler, taskMonitor: taskMonitor, alerting: alerting)
 
-    let checker = HealthChecker(clock: dependencies.clock, startedAt: dependencies.clock.now())
+    let checker = HealthChecker(clock: dependencies.clock, startedAt: dependencies.clock.now(), alerting: alerting)
     try app.register(collection: HealthController(checker: checker))
     try app.register(collection: UsersController())
     try app.register(collection: EmailServicesController())
     try app.register(collection: TasksController())
     try app.register(collection: TaskMonitoringController())
     try app.register(collection: AlertsController())
+    try app.register(collection: SilencesController())
 }
 
 /// Applies the database settings, runs pending migrations and checks the schema.
@@ -96,6 +97,8 @@ public enum RouteCatalog {
         "POST /api/monitoring/alert-rules/:id/test",
         "GET /api/monitoring/alerts", "GET /api/monitoring/alerts/:id",
         "POST /api/monitoring/alerts/:id/acknowledge", "POST /api/monitoring/alerts/:id/resolve",
+        "POST /api/monitoring/silences", "GET /api/monitoring/silences", "GET /api/monitoring/silences/:id",
+        "POST /api/monitoring/silences/:id/expire",
     ]
 
     /// `METHOD /path` of every route registered on `app`, sorted by path then method.

@@ -18,5 +18,6 @@ enum AppMigrations {
         CreateAlertNotifications(),
         AddEventIDToTaskProcessingMetrics(),
         SeedDefaultAlertRules(),
+        CreateSilences(),
     ]
 }

@@ -14,5 +14,6 @@ enum ModelCatalog {
         AlertRule.self,
         AlertHistory.self,
         ServiceReservation.self,
+        Silence.self,
     ]
 }

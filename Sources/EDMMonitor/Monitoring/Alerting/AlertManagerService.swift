@@ -33,6 +33,8 @@ public struct AlertEvaluationReport: Sendable, Equatable {
     public var firing = 0
     public var resolved = 0
     public var reminders = 0
+    /// Another instance holds the evaluator lease; nothing was evaluated.
+    public var skipped = false
 }
 
 /// The alert manager: evaluates active rules against `system_performance_metrics`, keeps each
@@ -146,12 +148,35 @@ public final class AlertManagerService: Sendable {
         }
     }
 
-    /// One cycle over every active rule; each metric is read once for all its rules.
+    /// This instance's id as the evaluator lease holder.
+    let instanceID = SchedulerConfiguration.defaultInstanceID()
+
+    /// Takes or renews the `alert-evaluator` lease (one atomic upsert, as service reservations):
+    /// with several instances on one database exactly one evaluates at a time; a dead holder's
+    /// lease expires after three evaluation intervals.
+    func acquireEvaluatorLease(now: Date, sql: any SQLDatabase) async throws -> Bool {
+        let expires = now.addingTimeInterval(max(30, settings.evaluationIntervalSeconds * 3))
+        let rows = try await sql.raw("""
+            INSERT INTO leases (name, holder, expires_at) VALUES ('alert-evaluator', \(bind: instanceID), \(bind: expires))
+            ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+            WHERE leases.holder = excluded.holder OR leases.expires_at <= \(bind: now)
+            RETURNING holder
+            """).all()
+        return !rows.isEmpty
+    }
+
+    /// One cycle over every active rule; each metric is read once for all its rules. Does
+    /// nothing (and reports `skipped`) while another instance holds the evaluator lease.
     public func evaluateOnce() async throws -> AlertEvaluationReport {
         let db = database()
         let sql = db.sql
         let now = clock.now()
         var report = AlertEvaluationReport()
+        guard try await acquireEvaluatorLease(now: now, sql: sql) else {
+            report.skipped = true
+            return report
+        }
+        let silences = try await Silence.query(on: db).filter(\.$endsAt > now).all()
         let rules = try await AlertRule.query(on: db).filter(\.$isActive == true).all()
         let instances = try await AlertInstanceRow.all(on: sql)
         for (metric, group) in Dictionary(grouping: rules, by: \.metricName) {
@@ -189,7 +214,9 @@ public final class AlertManagerService: Sendable {
                     let result = AlertStateMachine.evaluate(previous: previous, observation: observation, rule: params, now: now.timeIntervalSince1970)
                     if existing == nil && result.state == .inactive { continue }
                     report.instances += 1
-                    try await apply(result, rule: rule, fingerprint: fingerprint, tags: tags, existing: existing, value: observation.value, now: now, db: db)
+                    let labels = Self.outgoing(rule: rule, tags: tags, value: nil, startsAt: now, endsAt: nil).labels
+                    let silenced = silences.contains { $0.mutes(labels, at: now) }
+                    try await apply(result, rule: rule, fingerprint: fingerprint, tags: tags, existing: existing, value: observation.value, silenced: silenced, now: now, db: db)
                     for event in result.events {
                         switch event {
                         case .firing: report.firing += 1
@@ -209,7 +236,12 @@ public final class AlertManagerService: Sendable {
     }
 
     /// Persists the new state and, in the same transaction, the episode and its notifications.
-    func apply(_ result: AlertEvaluationResult, rule: AlertRule, fingerprint: String, tags: [String: String], existing: AlertInstanceRow?, value: Double?, now: Date, db: any Database) async throws {
+    ///
+    /// Silences: an episode that starts silenced is `suppressed` and notifies no one; one that
+    /// becomes silenced stops its reminders; when the silence ends while it still fires, it
+    /// becomes `active` and the firing notification goes out then; a suppressed episode that
+    /// resolves notifies no one (nobody was told it fired).
+    func apply(_ result: AlertEvaluationResult, rule: AlertRule, fingerprint: String, tags: [String: String], existing: AlertInstanceRow?, value: Double?, silenced: Bool, now: Date, db: any Database) async throws {
         let ruleID = try rule.requireID()
         try await db.transaction { tx in
             let sql = tx.sql
@@ -220,7 +252,7 @@ public final class AlertManagerService: Sendable {
                     let history = AlertHistory()
                     history.$rule.id = ruleID
                     history.triggeredAt = Date(timeIntervalSince1970: startsAt)
-                    history.status = .active
+                    history.status = silenced ? .suppressed : .active
                     history.triggerValue = value
                     history.lastValue = value
                     history.fingerprint = fingerprint
@@ -231,29 +263,44 @@ public final class AlertManagerService: Sendable {
                     history.updatedAt = now
                     try await history.create(on: tx)
                     historyID = history.id
-                    try await self.enqueue(.firing, alert: alert, rule: rule, historyID: try history.requireID(), now: now, sql: sql)
+                    if !silenced {
+                        try await self.enqueue(.firing, alert: alert, rule: rule, historyID: try history.requireID(), now: now, sql: sql)
+                    }
                 case .reminder(let startsAt, let value):
                     guard let id = historyID, let history = try await AlertHistory.find(id, on: tx) else { continue }
                     history.lastValue = value
                     history.updatedAt = now
                     try await history.save(on: tx)
-                    if history.status == .acknowledged { continue }  // acknowledged: no reminders
+                    if history.status == .acknowledged || history.status == .suppressed || silenced { continue }  // no reminders
                     let alert = Self.outgoing(rule: rule, tags: tags, value: value, startsAt: Date(timeIntervalSince1970: startsAt), endsAt: nil)
                     try await self.enqueue(.reminder, alert: alert, rule: rule, historyID: id, now: now, sql: sql)
                 case .resolved(let startsAt, let endsAt, let value):
                     guard let id = historyID, let history = try await AlertHistory.find(id, on: tx) else { continue }
+                    let wasSuppressed = history.status == .suppressed
                     history.status = .resolved
                     history.resolvedAt = Date(timeIntervalSince1970: endsAt)
                     history.lastValue = value
                     history.updatedAt = now
                     try await history.save(on: tx)
-                    let alert = Self.outgoing(rule: rule, tags: tags, value: value, startsAt: Date(timeIntervalSince1970: startsAt), endsAt: history.resolvedAt)
-                    try await self.enqueue(.resolved, alert: alert, rule: rule, historyID: id, now: now, sql: sql)
+                    if !wasSuppressed {
+                        let alert = Self.outgoing(rule: rule, tags: tags, value: value, startsAt: Date(timeIntervalSince1970: startsAt), endsAt: history.resolvedAt)
+                        try await self.enqueue(.resolved, alert: alert, rule: rule, historyID: id, now: now, sql: sql)
+                    }
                     historyID = nil
                 }
             }
-            if case .firing = result.state, let id = historyID, result.events.isEmpty {
-                try await sql.raw("UPDATE alert_histories SET last_value = \(bind: value), updated_at = \(bind: now) WHERE id = \(bind: id)").run()
+            if case .firing = result.state, let id = historyID, let history = try await AlertHistory.find(id, on: tx) {
+                history.lastValue = value ?? history.lastValue
+                history.updatedAt = now
+                if history.status == .suppressed && !silenced {
+                    // The silence ended while it still fires: tell the receivers now.
+                    history.status = .active
+                    let alert = Self.outgoing(rule: rule, tags: tags, value: value, startsAt: history.triggeredAt, endsAt: nil)
+                    try await self.enqueue(.firing, alert: alert, rule: rule, historyID: id, now: now, sql: sql)
+                } else if history.status == .active && silenced {
+                    history.status = .suppressed
+                }
+                try await history.save(on: tx)
             }
             try await AlertInstanceRow.upsert(ruleID: ruleID, fingerprint: fingerprint, tags: tags, state: result.state, historyID: historyID, value: value, now: now, sql: sql)
         }
