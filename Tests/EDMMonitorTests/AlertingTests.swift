@@ -418,3 +418,82 @@ struct AlertingMoreTests {
         }
     }
 }
+
+@Suite("Alerting: reference case C17")
+struct AlertingC17Tests {
+    @Test("the webhook receives exactly the Alertmanager v4 payloads of C17, firing then resolved")
+    func c17EndToEnd() async throws {
+        let receiver = try await AlertingTests.WebhookReceiver()
+        let clock = ManualClock(start: try #require(APIJSON.parse("2026-03-09T10:05:00Z")))
+        do {
+            try await withApp(.sqlite, clock: clock) { app, _ in
+                app.edm.alerting.settings.externalURL = "http://edm-monitor.example.com:8080"
+                _ = try await AlertingTests.createRule(app, [
+                    "name": "EdmTaskStuck", "metric_name": "edm_task_stuck_duration_seconds", "condition_type": "threshold",
+                    "comparison_operator": ">=", "threshold_value": 600, "time_window_minutes": 1, "severity": "critical",
+                    "labels": ["service": "edm-monitor"],
+                    "summary_template": "任务 {{labels.task_id}} 已超过 10 分钟没有进展",
+                    "description_template": "Oldest pending subtask has waited {{value}} s (threshold {{threshold}} s).",
+                    "notification_channels": [["type": "webhook", "url": .string(receiver.url), "name": "ops-webhook"]],
+                ])
+                try await AlertingTests.point(app, "edm_task_stuck_duration_seconds", 742, at: clock.now(), tags: ["task_id": "T-20260309-0007"])
+                _ = try await app.edm.alerting.evaluateOnce()
+                try await app.edm.alerting.deliverOnce()
+                clock.set(try #require(APIJSON.parse("2026-03-09T10:31:30Z")))  // no data since: resolves
+                _ = try await app.edm.alerting.evaluateOnce()
+                try await app.edm.alerting.deliverOnce()
+                let bodies = receiver.state.bodies.withLock { $0 }
+                #expect(bodies.count == 2)
+                for (body, fixture) in zip(bodies, ["C17-webhook-firing.expected.json", "C17-webhook-resolved.expected.json"]) {
+                    let expected = try Data(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                        .appendingPathComponent("EDMMonitorCoreTests/Fixtures/\(fixture)"))
+                    let want = try JSONSerialization.jsonObject(with: expected) as? NSDictionary
+                    let got = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? NSDictionary
+                    #expect(got == want, "\(fixture): \(body)")
+                }
+            }
+        } catch {
+            try? await receiver.stop()
+            throw error
+        }
+        try await receiver.stop()
+    }
+}
+
+@Suite("Alerting: rate and absence through the database")
+struct AlertingRateAbsenceTests {
+    @Test("rate across a counter reset (C15 D: 100 150 0 20 → 70/180 per second) fires; absence fires when the window is empty and resolves when data returns", arguments: TestDatabase.enabled)
+    func rateAndAbsence(_ db: TestDatabase) async throws {
+        let t0 = try #require(APIJSON.parse("2026-03-09T10:00:00Z"))
+        let clock = ManualClock(start: t0)
+        try await withApp(db, clock: clock) { app, _ in
+            let rate = try await AlertingTests.createRule(app, [
+                "name": "sends", "metric_name": "edm_test_sent_total", "condition_type": "rate", "comparison_operator": ">",
+                "threshold_value": 0.388, "time_window_minutes": 5, "severity": "info",
+            ])
+            let absent = try await AlertingTests.createRule(app, [
+                "name": "heartbeat", "metric_name": "edm_test_heartbeat", "condition_type": "absence", "time_window_minutes": 1, "severity": "warning",
+            ])
+            for (i, value) in [100.0, 150, 0, 20].enumerated() {
+                try await AlertingTests.point(app, "edm_test_sent_total", value, at: t0.addingTimeInterval(Double(i) * 60))
+            }
+            try await AlertingTests.point(app, "edm_test_heartbeat", 1, at: t0.addingTimeInterval(180))
+            clock.set(t0.addingTimeInterval(180))
+            _ = try await app.edm.alerting.evaluateOnce()
+            func status(_ rule: UUID) async throws -> AlertHistory.Status? {
+                try await AlertHistory.query(on: app.db).filter(\.$rule.$id == rule).sort(\.$triggeredAt, .descending).first()?.status
+            }
+            #expect(try await status(rate) == .active)
+            let history = try #require(try await AlertHistory.query(on: app.db).filter(\.$rule.$id == rate).first())
+            #expect(abs((history.triggerValue ?? 0) - 70.0 / 180.0) < 1e-12)
+            #expect(try await status(absent) == nil)
+
+            clock.advance(by: 61)  // nothing since 10:03:00: the heartbeat's 1-minute window is empty
+            _ = try await app.edm.alerting.evaluateOnce()
+            #expect(try await status(absent) == .active)
+            try await AlertingTests.point(app, "edm_test_heartbeat", 1, at: clock.now())
+            _ = try await app.edm.alerting.evaluateOnce()
+            #expect(try await status(absent) == .resolved)
+        }
+    }
+}

@@ -12,6 +12,11 @@ struct SendingCLITests {
         defer { try? FileManager.default.removeItem(at: folder) }
         let db = ["--database-url", "sqlite://\(folder.path)/edm.sqlite"]
 
+        let typo = try runEDMMonitor(["user", "add", "--name", "Ann", "--email", "ann@example.com"] + db)
+        #expect(typo.status == 1)
+        #expect(typo.stderr.contains("no database at"))
+        let migrate = try runEDMMonitor(["migrate"] + db)
+        #expect(migrate.status == 0, "\(migrate.stderr)")
         let user = try runEDMMonitor(["user", "add", "--name", "Ann", "--email", "ann@example.com"] + db)
         #expect(user.status == 0, "\(user.stderr)")
         let userID = user.stdout.trimmingCharacters(in: .whitespacesAndNewlines)

@@ -153,6 +153,9 @@ struct APIErrorMiddleware: AsyncMiddleware {
             return decodingError(error)
         case let error as any DatabaseError where error.isConstraintFailure:
             return APIError(.conflict, .conflict, "the change conflicts with existing data (a unique value is already taken or a referenced row is missing)")
+        case _ where String(describing: type(of: error)).contains("ConnectionPoolTimeoutError"):
+            // AsyncKit's pool: every connection was busy for the whole timeout.
+            return APIError(.serviceUnavailable, .unavailable, "the database is busy; try again shortly")
         case let error as any DatabaseError where error.isConnectionClosed:
             return APIError(.serviceUnavailable, .unavailable, "the database is unreachable; try again shortly")
         case is RouteNotFound:

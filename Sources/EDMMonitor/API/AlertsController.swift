@@ -281,7 +281,7 @@ struct AlertsController: RouteCollection {
         }
         var series: [TestResult.Series] = []
         for (tags, samples) in groups.sorted(by: { $0.key.description < $1.key.description }) {
-            let observation: AlertObservation = if case .absence = params.condition { .value(Double(samples.count)) } else { params.observation(of: samples, at: now.timeIntervalSince1970) }
+            let observation = params.observation(of: samples, at: now.timeIntervalSince1970)
             let fingerprint = AlertManagerService.fingerprint(ruleID: ruleID, tags: tags)
             let previous = instances.first { $0.fingerprint == fingerprint }?.decodedState ?? .inactive
             let result = AlertStateMachine.evaluate(previous: previous, observation: observation, rule: params, now: now.timeIntervalSince1970)
@@ -398,7 +398,7 @@ struct AlertsController: RouteCollection {
             try await history.save(on: tx)
             try await tx.sql.raw("UPDATE alert_instances SET state = \(bind: #"{"inactive":{}}"#), history_id = NULL, updated_at = \(bind: now) WHERE history_id = \(bind: history.requireID())").run()
             if let rule {
-                let alert = AlertManagerService.outgoing(rule: rule, tags: history.tags, value: history.lastValue, startsAt: history.triggeredAt, endsAt: history.resolvedAt)
+                let alert = AlertManagerService.outgoing(rule: rule, tags: history.tags, value: history.lastValue, startsAt: history.triggeredAt, endsAt: history.resolvedAt, externalURL: req.edm.alerting.settings.externalURL)
                 try await req.edm.alerting.enqueue(.resolved, alert: alert, rule: rule, historyID: try history.requireID(), now: now, sql: tx.sql)
             }
         }

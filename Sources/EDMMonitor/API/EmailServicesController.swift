@@ -94,7 +94,7 @@ struct EmailServicesController: RouteCollection {
                          verify_certificate: $0.verifyCertificate, trusted_ca_set: $0.trustedCAPEM != nil)
             }
             http = s.providerConfig.http.map {
-                HTTPView(endpoint_url: $0.endpointURL, header_names: $0.headers.keys.sorted(), body_template: $0.bodyTemplate)
+                HTTPView(endpoint_url: OutboundURL.redacted($0.endpointURL), header_names: $0.headers.keys.sorted(), body_template: $0.bodyTemplate)
             }
             sender_address = s.senderAddress
             sender_name = s.senderName
@@ -232,9 +232,14 @@ struct EmailServicesController: RouteCollection {
             case .failure(let problem): details.append(.init(field: "sender_address", reason: problem.message))
             }
         }
-        if let name = body.sender_name { service.senderName = name.isEmpty ? nil : name }
+        if let name = body.sender_name {
+            if name.count > 200 || name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+                details.append(.init(field: "sender_name", reason: "must be at most 200 characters, without line breaks or control characters"))
+            }
+            service.senderName = name.isEmpty ? nil : name
+        }
         if let quota = require(body.daily_quota, "daily_quota") {
-            if quota < 0 { details.append(.init(field: "daily_quota", reason: "must be ≥ 0")) }
+            if quota < 0 || quota > 1_000_000_000 { details.append(.init(field: "daily_quota", reason: "must be from 0 to 1000000000")) }
             service.dailyQuota = quota
             if !creating && service.usedQuota > quota { service.usedQuota = max(0, quota) }
         }
@@ -284,11 +289,22 @@ struct EmailServicesController: RouteCollection {
             if let pem = given.trusted_ca_pem, !pem.contains("-----BEGIN CERTIFICATE-----") {
                 details.append(.init(field: "smtp.trusted_ca_pem", reason: "must be a PEM certificate"))
             }
+            if let helo = given.helo_name, !helo.isEmpty, !Settings.isValidHost(helo) {
+                details.append(.init(field: "smtp.helo_name", reason: "must be a host name or IP address"))
+            }
+            // An empty string clears the user name (no AUTH).
+            let username = (given.username ?? old?.username).flatMap { $0.isEmpty ? nil : $0 }
+            if username != nil && security == .none {
+                details.append(.init(field: "smtp.security", reason: "credentials are only sent over TLS: set starttls or tls, or remove the username"))
+            }
+            if let name = username, name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+                details.append(.init(field: "smtp.username", reason: "must not contain control characters"))
+            }
             config.smtp = SMTPSettings(
                 host: host, port: port, security: security,
-                username: given.username ?? old?.username,
+                username: username,
                 password: given.password ?? old?.password,
-                heloName: given.helo_name ?? old?.heloName,
+                heloName: (given.helo_name ?? old?.heloName).flatMap { $0.isEmpty ? nil : $0 },
                 verifyCertificate: given.verify_certificate ?? old?.verifyCertificate ?? true,
                 trustedCAPEM: given.trusted_ca_pem ?? old?.trustedCAPEM
             )
@@ -297,14 +313,16 @@ struct EmailServicesController: RouteCollection {
             if creating && body.http == nil { details.append(.init(field: "http", reason: "is required for provider http")) }
             let old = config.http
             let endpoint = body.http?.endpoint_url ?? old?.endpointURL ?? ""
-            if let url = URL(string: endpoint), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme), url.host?.isEmpty == false {
-                // accepted
-            } else {
-                details.append(.init(field: "http.endpoint_url", reason: "must be an http or https URL"))
+            if let problem = OutboundURL.problem(endpoint) {
+                details.append(.init(field: "http.endpoint_url", reason: problem))
             }
             let headers = body.http?.headers ?? old?.headers ?? [:]
             for name in headers.keys where name.isEmpty || name.contains(where: { !$0.isASCII || $0 == ":" || $0.isWhitespace }) {
                 details.append(.init(field: "http.headers", reason: "invalid header name \(name)"))
+            }
+            // Never echo a value back: it may be a credential.
+            for (name, value) in headers where value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+                details.append(.init(field: "http.headers.\(name)", reason: "the value must not contain line breaks or control characters"))
             }
             let template = body.http?.body_template ?? old?.bodyTemplate
             if let template, (try? MessageTemplates(subject: "x", text: template, html: nil)) == nil {
@@ -320,6 +338,35 @@ struct EmailServicesController: RouteCollection {
         service.providerConfig = config
 
         guard details.isEmpty else { throw APIError.validation("the email service is invalid", details) }
+    }
+}
+
+/// Checks and redaction of URLs the server calls (HTTP mailer endpoints, alert webhooks).
+enum OutboundURL {
+    /// Why `text` may not be called, or `nil`: only http(s) URLs with a host; link-local
+    /// addresses (169.254.0.0/16, fe80::/10: where cloud metadata services answer) and known
+    /// metadata host names are refused, so a rule or a service cannot be turned into a way to
+    /// read the host's cloud credentials.
+    static func problem(_ text: String) -> String? {
+        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme),
+              let host = url.host?.lowercased(), !host.isEmpty else {
+            return "must be an http or https URL"
+        }
+        let bare = host.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        if bare.hasPrefix("169.254.") || bare.hasPrefix("fe80:") || ["metadata.google.internal", "metadata", "instance-data"].contains(bare) {
+            return "link-local and cloud metadata addresses are refused"
+        }
+        return nil
+    }
+
+    /// `text` with any user-info password and every query value replaced by `***`.
+    static func redacted(_ text: String) -> String {
+        guard var components = URLComponents(string: text) else { return DatabaseLocation.redactPassword(in: text) }
+        if components.password != nil { components.password = "***" }
+        if let items = components.queryItems, !items.isEmpty {
+            components.queryItems = items.map { URLQueryItem(name: $0.name, value: $0.value == nil ? nil : "***") }
+        }
+        return components.string ?? "<unparsable URL>"
     }
 }
 

@@ -163,7 +163,8 @@ struct TaskMonitoringController: RouteCollection {
         let services = try await EmailService.query(on: db).all()
         let usable = services.filter { ServiceState.of($0, now: now) != .disabled && ServiceState.of($0, now: now) != .frozen }
         if usable.isEmpty { return .init(at: nil, seconds: nil, reason: "no email service is available") }
-        let capacity = usable.map { max(0, $0.dailyQuota - $0.usedQuota) }.reduce(0, +)
+        // Quotas are capped at 10^9 on input; add with saturation anyway (older rows, hand edits).
+        let capacity = usable.map { max(0, $0.dailyQuota - $0.usedQuota) }.reduce(0) { a, b in let (sum, overflow) = a.addingReportingOverflow(b); return overflow ? Int.max : sum }
         if currentPerHour <= 0 { return .init(at: nil, seconds: nil, reason: "nothing sent in the throughput window") }
         if capacity < pending { return .init(at: nil, seconds: nil, reason: "today's remaining quota (\(capacity)) is below the pending recipients (\(pending))") }
         let seconds = Double(pending) / currentPerHour * 3600
@@ -197,22 +198,25 @@ struct TaskMonitoringController: RouteCollection {
         let rows = try await query.field(\.$id).field(\.$metricType).field(\.$waitTimeSeconds).field(\.$throughputPerHour).field(\.$timestamp).all()
         var counts = Dictionary(uniqueKeysWithValues: TaskProcessingMetric.MetricType.allCases.map { ($0.rawValue, 0) })
         for row in rows { counts[row.metricType.rawValue, default: 0] += 1 }
-        let waits = rows.filter { $0.metricType == .firstSent }.compactMap(\.waitTimeSeconds).sorted()
-        let throughputs = rows.filter { $0.metricType == .completed }.compactMap(\.throughputPerHour)
+        let waits = rows.filter { $0.metricType == .firstSent }.compactMap(\.waitTimeSeconds).filter(\.isFinite).sorted()
+        let throughputs = rows.filter { $0.metricType == .completed }.compactMap(\.throughputPerHour).filter(\.isFinite)
         let wait = StatsDTO.Wait(
             count: waits.count,
-            avg: waits.isEmpty ? nil : waits.reduce(0, +) / Double(waits.count),
+            avg: waits.isEmpty ? nil : Self.finite(waits.reduce(0) { $0 + $1 / Double(waits.count) }),
             p50: MetricWindow.quantile(0.5, of: waits),
             p95: MetricWindow.quantile(0.95, of: waits),
             max: waits.last
         )
         return StatsDTO(
             from: from, to: to, counts_by_type: counts, wait_time_seconds: wait,
-            average_throughput_per_hour: throughputs.isEmpty ? nil : throughputs.reduce(0, +) / Double(throughputs.count),
+            average_throughput_per_hour: throughputs.isEmpty ? nil : Self.finite(throughputs.reduce(0) { $0 + $1 / Double(throughputs.count) }),
             tasks_completed: counts["completed"] ?? 0, tasks_failed: counts["failed"] ?? 0,
             stuck_tasks: req.edm.taskMonitor.stuckTasks.values.sorted { $0.stuckSeconds > $1.stuckSeconds }
         )
     }
+
+    /// `value` when finite, else `nil` (JSON has no infinity).
+    static func finite(_ value: Double) -> Double? { value.isFinite ? value : nil }
 
     // MARK: - GET /api/monitoring/queue-status
 
@@ -329,8 +333,11 @@ struct TaskMonitoringController: RouteCollection {
             for (name, value) in [("subtasks_sent", event.subtasks_sent), ("total_subtasks", event.total_subtasks)] where (value ?? 0) < 0 {
                 details.append(.init(field: "\(at).\(name)", reason: "must be ≥ 0"))
             }
-            for (name, value) in [("wait_time_seconds", event.wait_time_seconds), ("throughput_per_hour", event.throughput_per_hour)] {
-                if let value, !value.isFinite || value < 0 { details.append(.init(field: "\(at).\(name)", reason: "must be a finite number ≥ 0")) }
+            for (name, value, limit) in [("wait_time_seconds", event.wait_time_seconds, 1e9), ("throughput_per_hour", event.throughput_per_hour, 1e12)] {
+                if let value, !value.isFinite || value < 0 || value > limit { details.append(.init(field: "\(at).\(name)", reason: "must be a number from 0 to \(limit)")) }
+            }
+            for (name, value) in [("subtasks_sent", event.subtasks_sent), ("total_subtasks", event.total_subtasks)] where (value ?? 0) > 1_000_000_000 {
+                details.append(.init(field: "\(at).\(name)", reason: "must be at most 1000000000"))
             }
             let row = TaskProcessingMetric(
                 taskID: event.task_id, userID: event.user_id, metricType: type, timestamp: event.timestamp,
@@ -342,11 +349,34 @@ struct TaskMonitoringController: RouteCollection {
             rows.append(row)
         }
         guard details.isEmpty else { throw APIError.validation("the batch was refused; nothing was written", details) }
-        let existing = Set(try await TaskProcessingMetric.query(on: req.db).filter(\.$eventID ~~ rows.compactMap(\.eventID)).all(\.$eventID).compactMap { $0 })
-        let fresh = rows.filter { !existing.contains($0.eventID ?? "") }
-        if !fresh.isEmpty {
-            try await req.db.transaction { tx in try await fresh.create(on: tx) }
+        // INSERT … ON CONFLICT (event_id) DO NOTHING: a concurrent retry of the same batch counts
+        // its events as duplicates instead of failing on the unique index.
+        let isPostgres = SQLDialectKind(req.db.sql) == .postgres
+        let batch = rows
+        let accepted = try await req.db.transaction { tx -> Int in
+            let sql = tx.sql
+            let encoder = JSONEncoder()
+            var accepted = 0
+            for chunk in stride(from: 0, to: batch.count, by: 500).map({ batch[$0..<min($0 + 500, batch.count)] }) {
+                var insert = sql.insert(into: TaskProcessingMetric.schema).columns(
+                    "id", "task_id", "user_id", "metric_type", "timestamp", "subtasks_sent", "total_subtasks",
+                    "wait_time_seconds", "throughput_per_hour", "metadata", "event_id", "created_at"
+                )
+                for row in chunk {
+                    let metadata: any SQLExpression = try row.metadata.map { value in
+                        let text = String(decoding: try encoder.encode(value), as: UTF8.self)
+                        return isPostgres ? SQLFunction("CAST", args: SQLAlias(SQLBind(text), as: SQLRaw("JSONB"))) : SQLBind(text)
+                    } ?? SQLLiteral.null
+                    insert = insert.values([
+                        SQLBind(UUID()), SQLBind(row.$task.id), SQLBind(row.$user.id), SQLBind(row.metricType.rawValue), SQLBind(row.timestamp),
+                        SQLBind(row.subtasksSent), SQLBind(row.totalSubtasks), SQLBind(row.waitTimeSeconds), SQLBind(row.throughputPerHour),
+                        metadata, SQLBind(row.eventID), SQLBind(now),
+                    ])
+                }
+                accepted += try await insert.ignoringConflicts(with: ["event_id"]).returning("event_id").all().count
+            }
+            return accepted
         }
-        return try await EventsResult(accepted: fresh.count, duplicates: rows.count - fresh.count).encodeResponse(status: .ok, for: req)
+        return try await EventsResult(accepted: accepted, duplicates: rows.count - accepted).encodeResponse(status: .ok, for: req)
     }
 }

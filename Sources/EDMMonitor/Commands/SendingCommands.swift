@@ -8,6 +8,10 @@ import Vapor
 /// they need no running server; SQLite waits for a running server's writes).
 func withMigratedApp<T>(_ options: SettingsOptions, _ body: (Application) async throws -> T) async throws -> T {
     let settings = try options.settings()
+    // A typo in the path must not quietly create a fresh, empty database.
+    if case .sqliteFile(let path) = settings.database, !FileManager.default.fileExists(atPath: path) {
+        throw StartupError("no database at \(path); start `edm-monitor serve` or run `edm-monitor migrate` with this --database-url first")
+    }
     bootstrapLogging(Settings(database: settings.database, httpHost: settings.httpHost, httpPort: settings.httpPort, logLevel: .warning, logFormat: settings.logFormat))
     return try await withCommandApp(settings) { app in
         try await prepareDatabaseForCommand(app, settings: settings)

@@ -149,7 +149,8 @@ public final class TaskMonitorService: TaskMonitorHooks, Sendable {
         if let task = try? await TaskRecord.find(taskID, on: database()), let started = task.startedAt {
             let duration = max(0, at.timeIntervalSince(started))
             metadata["duration_seconds"] = .number(duration)
-            throughput = duration > 0 ? Double(sent) / duration * 3600 : nil
+            // Undefined for a task that went out in an instant (one email, or under a second).
+            throughput = duration >= 1 && sent >= 2 ? Double(sent) / duration * 3600 : nil
         }
         await write(TaskProcessingMetric(taskID: taskID, userID: userID, metricType: .completed, timestamp: at, subtasksSent: sent, totalSubtasks: total, throughputPerHour: throughput, metadata: metadata))
     }

@@ -12,6 +12,10 @@ import NIOHTTP1
 /// sent; 429 and 5xx transient (retry later); any other status permanent. Connection errors
 /// and timeouts are transient. The provider's message id is read from the response JSON
 /// (`message_id`, `messageId` or `id`) or the `X-Message-Id` header.
+///
+/// Body template variables: `{{from_address}}`, `{{from_name}}`, `{{to_address}}`, `{{to_name}}`,
+/// `{{subject}}`, `{{text_body}}`, `{{html_body}}`, `{{task_id}}`, `{{subtask_id}}`, and the
+/// recipient's `{{email}}`, `{{name}}` and every variable column; values are escaped for JSON.
 public struct HTTPMailer: Mailer {
     /// The body sent when the service has no body template: every field of the message as JSON.
     public static let defaultBody = """
@@ -35,12 +39,15 @@ public struct HTTPMailer: Mailer {
     }
 
     public func send(_ email: OutgoingEmail) async -> MailerOutcome {
-        let context: [String: String] = [
+        var context: [String: String] = email.variables
+        context["email"] = email.toAddress
+        context["name"] = email.toName ?? ""
+        context.merge([
             "from_address": email.fromAddress, "from_name": email.fromName ?? "",
             "to_address": email.toAddress, "to_name": email.toName ?? "",
             "subject": email.subject, "text_body": email.textBody, "html_body": email.htmlBody ?? "",
             "task_id": email.taskID.uuidString.lowercased(), "subtask_id": email.subtaskID.uuidString.lowercased(),
-        ]
+        ]) { _, builtIn in builtIn }
         var request = HTTPClientRequest(url: settings.endpointURL)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
@@ -54,9 +61,9 @@ public struct HTTPMailer: Mailer {
             case 200..<300:
                 return .sent(messageID: Self.messageID(body: body, headers: response.headers))
             case 429, 500..<600:
-                return .transientFailure("HTTP \(code) \(Self.excerpt(body))")
+                return .transientFailure("HTTP \(code) \(redact(Self.excerpt(body)))")
             default:
-                return .permanentFailure("HTTP \(code) \(Self.excerpt(body))")
+                return .permanentFailure("HTTP \(code) \(redact(Self.excerpt(body)))")
             }
         } catch {
             return .transientFailure("HTTP request failed: \(error)")
@@ -64,6 +71,12 @@ public struct HTTPMailer: Mailer {
     }
 
     public func close() async {}
+
+    /// Hides the configured header values (credentials) in text from the provider, which some
+    /// providers echo back in error bodies.
+    func redact(_ text: String) -> String {
+        settings.headers.values.filter { $0.count >= 4 }.reduce(text) { $0.replacingOccurrences(of: $1, with: "***") }
+    }
 
     static func messageID(body: ByteBuffer, headers: HTTPHeaders) -> String? {
         if let data = body.getData(at: body.readerIndex, length: body.readableBytes),

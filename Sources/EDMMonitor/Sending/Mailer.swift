@@ -17,6 +17,8 @@ public struct OutgoingEmail: Sendable, Equatable {
     /// Identifiers for providers that echo them back (HTTP body templates).
     public var taskID: UUID
     public var subtaskID: UUID
+    /// The recipient's template variables (CSV columns), for HTTP body templates.
+    public var variables: [String: String] = [:]
 }
 
 /// What became of one send attempt (RFC 5321 §4.2.1 reply classes; HTTP status classes).
@@ -25,8 +27,11 @@ public enum MailerOutcome: Sendable, Equatable {
     case sent(messageID: String?)
     /// Worth retrying later: SMTP 4xx, connection or TLS error, timeout, HTTP 429 or 5xx.
     case transientFailure(String)
-    /// Never worth retrying: SMTP 5xx, HTTP 4xx other than 429, a message that cannot be built.
+    /// Never worth retrying: SMTP 5xx, HTTP 4xx other than 429.
     case permanentFailure(String)
+    /// This recipient's message cannot be built (e.g. an address the protocol cannot carry):
+    /// the recipient fails, but the service is not at fault and its failure streak is untouched.
+    case invalidMessage(String)
 }
 
 /// Sends messages through one email service. One message in flight at a time per mailer; a

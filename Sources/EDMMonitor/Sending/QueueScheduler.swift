@@ -246,15 +246,19 @@ public final class QueueScheduler: Sendable {
                 return .idle
             }
             let email = render(claim, service: service)
-            let outcome: MailerOutcome
+            let mailer: any Mailer
             do {
-                let mailer = try mailer(for: service)
-                let subtaskID = try claim.subtask.requireID()
-                outcome = await withLeaseRenewal(serviceID: serviceID, subtaskID: subtaskID, on: sql) {
-                    await mailer.send(email)
-                }
+                mailer = try self.mailer(for: service)
             } catch {
-                outcome = .permanentFailure("the service's settings cannot make a mailer: \(error)")
+                // The service's settings are broken, not the recipient: put the claim back
+                // untouched and freeze the service until an operator fixes it.
+                try await unclaimAndFreeze(claim, service: service, reason: "\(error)", on: sql)
+                try await release(serviceID, on: sql)
+                return .failed
+            }
+            let subtaskID = try claim.subtask.requireID()
+            let outcome = await withLeaseRenewal(serviceID: serviceID, subtaskID: subtaskID, on: sql) {
+                await mailer.send(email)
             }
             now = clock.now()
             try await record(outcome, claim: claim, service: service, on: db, now: now)
@@ -265,6 +269,20 @@ public final class QueueScheduler: Sendable {
             try? await release(serviceID, on: sql)
             throw error
         }
+    }
+
+    /// Returns a claimed subtask to `pending` without spending an attempt and freezes the service.
+    func unclaimAndFreeze(_ claim: Claim, service: EmailService, reason: String, on sql: any SQLDatabase) async throws {
+        let now = clock.now()
+        try await sql.raw("""
+            UPDATE sub_tasks SET status = 'pending', attempts = attempts - 1, claimed_by = NULL, lease_expires_at = NULL, updated_at = \(bind: now)
+            WHERE id = \(bind: claim.subtask.requireID()) AND claimed_by = \(bind: configuration.instanceID) AND status = 'sending'
+            """).run()
+        try await sql.raw("""
+            UPDATE email_services SET is_frozen = \(SQLLiteral.boolean(true)), frozen_until = \(bind: now.addingTimeInterval(configuration.freezeSeconds))
+            WHERE id = \(bind: service.requireID())
+            """).run()
+        logger.error("email service frozen: its settings cannot make a mailer; fix them and unfreeze it", metadata: ["service": "\(service.name)", "error": "\(reason)"])
     }
 
     /// Takes the service's lease in one statement: insert, or take over an expired row.
@@ -338,7 +356,7 @@ public final class QueueScheduler: Sendable {
             toAddress: subtask.recipientEmail, toName: subtask.recipientName,
             subject: rendered.subject, textBody: rendered.text, htmlBody: rendered.html,
             headers: ["X-EDM-Task-ID": task.id?.uuidString.lowercased() ?? ""],
-            taskID: task.id ?? UUID(), subtaskID: subtask.id ?? UUID()
+            taskID: task.id ?? UUID(), subtaskID: subtask.id ?? UUID(), variables: subtask.variables
         )
     }
 
@@ -410,6 +428,15 @@ public final class QueueScheduler: Sendable {
                     consecutive_failures = 0, next_available_at = \(bind: nextAvailable)
                 WHERE id = \(bind: serviceID)
                 """).run()
+            terminal = true
+        case .invalidMessage(let reason):
+            try await sql.raw("""
+                UPDATE sub_tasks SET status = 'failed', last_error = \(bind: String(reason.prefix(1000))), claimed_by = NULL,
+                    lease_expires_at = NULL, updated_at = \(bind: now)
+                WHERE id = \(bind: subtaskID) AND claimed_by = \(bind: me) AND status = 'sending'
+                """).run()
+            try await sql.raw("UPDATE tasks SET failed_count = failed_count + 1, updated_at = \(bind: now) WHERE id = \(bind: taskID)").run()
+            try await sql.raw("UPDATE email_services SET next_available_at = \(bind: nextAvailable) WHERE id = \(bind: serviceID)").run()
             terminal = true
         case .transientFailure(let reason), .permanentFailure(let reason):
             let permanent: Bool

@@ -53,7 +53,7 @@ struct SMTPServiceMailer: Mailer {
         do {
             rendered = try message.render(MailRenderOptions(date: Date(), eightBitMIME: false))
         } catch {
-            return .permanentFailure("the message cannot be built: \(error)")
+            return .invalidMessage("the message cannot be built: \(error)")
         }
         let envelope = SMTPEnvelope(reversePath: email.fromAddress, recipient: email.toAddress, message: rendered)
         do {

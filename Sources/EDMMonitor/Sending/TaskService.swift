@@ -117,24 +117,37 @@ public enum TaskService {
         let now = clock.now()
         let task = TaskRecord(
             userID: input.userID, name: name, subjectTemplate: input.subject, textTemplate: input.textBody,
-            htmlTemplate: input.htmlBody, scheduledAt: input.scheduledAt
+            htmlTemplate: input.htmlBody, scheduledAt: input.scheduledAt, status: .paused
         )
+        // Created paused ("importing") and filled in batches of one transaction each, so that a
+        // large import never holds SQLite's single connection for long; it becomes `queued` when
+        // complete, and is deleted (with its subtasks) if anything fails: all or nothing.
+        task.statusReason = "importing"
         task.totalCount = report.recipients.count
         task.createdAt = now
         task.updatedAt = now
         let recipients = report.recipients
-        try await database.transaction { tx in
-            try await task.create(on: tx)
-            let taskID = try task.requireID()
+        try await task.create(on: database)
+        let taskID = try task.requireID()
+        do {
             var inserted = 0
             for start in stride(from: 0, to: recipients.count, by: insertBatchSize) {
                 let batch = recipients[start..<min(start + insertBatchSize, recipients.count)]
-                try await insertSubtasks(batch, firstSequence: start, taskID: taskID, now: now, on: tx.sql)
+                try await database.transaction { tx in
+                    try await insertSubtasks(batch, firstSequence: start, taskID: taskID, now: now, on: tx.sql)
+                }
                 inserted += batch.count
                 progress?(inserted, recipients.count)
             }
+            try await database.sql.update(TaskRecord.schema).set("status", to: TaskRecord.Status.queued.rawValue)
+                .set("status_reason", to: SQLLiteral.null).where("id", .equal, taskID).run()
+            task.status = .queued
+            task.statusReason = nil
+        } catch {
+            try? await TaskRecord.query(on: database).filter(\.$id == taskID).delete()
+            throw error
         }
-        await hooks.taskCreated(taskID: try task.requireID(), userID: input.userID, totalSubtasks: recipients.count, at: now)
+        await hooks.taskCreated(taskID: taskID, userID: input.userID, totalSubtasks: recipients.count, at: now)
         return TaskCreation(task: task, imported: recipients.count, skipped: input.skipInvalid ? report.problems : [])
     }
 
@@ -164,13 +177,15 @@ public enum TaskService {
         )
         let isPostgres = SQLDialectKind(sql) == .postgres
         for (offset, recipient) in batch.enumerated() {
+            // A name goes into the To header: line breaks would break (or inject into) it.
+            let name = recipient.name.map { $0.unicodeScalars.map { $0.properties.generalCategory == .control ? " " : String($0) }.joined() }
             let variables = String(decoding: try encoder.encode(recipient.variables), as: UTF8.self)
             let json: any SQLExpression = isPostgres
                 ? SQLFunction("CAST", args: SQLAlias(SQLBind(variables), as: SQLRaw("JSONB")))
                 : SQLBind(variables)
             insert = insert.values([
                 SQLBind(UUID()), SQLBind(taskID), SQLBind(recipient.email), SQLBind(recipient.email.lowercased()),
-                SQLBind(recipient.name), json, SQLBind(firstSequence + offset), SQLBind(SubTaskRecord.Status.pending.rawValue),
+                SQLBind(name), json, SQLBind(firstSequence + offset), SQLBind(SubTaskRecord.Status.pending.rawValue),
                 SQLBind(0), SQLBind(now), SQLBind(now),
             ])
         }
@@ -195,6 +210,9 @@ public enum TaskService {
         case (.resume, .paused):
             task.status = task.startedAt == nil ? .queued : .sending
         case (.cancel, .queued), (.cancel, .sending), (.cancel, .paused):
+            guard task.statusReason != "importing" else {
+                throw APIError(.conflict, .conflict, "the task is still being imported; try again when it is queued")
+            }
             task.status = .cancelled
             task.statusReason = "cancelled by an operator"
             task.completedAt = clock.now()
@@ -214,6 +232,18 @@ public enum TaskService {
             .all()
         guard !updated.isEmpty else {
             throw APIError(.conflict, .conflict, "the task changed state meanwhile; read it again")
+        }
+        if control == .cancel {
+            // Recipients not yet sent will never be: they end as failed ("cancelled"), so that
+            // queue figures do not count them as pending forever. One in flight finishes.
+            let now = clock.now()
+            try await database.transaction { tx in
+                let cancelled = try await tx.sql.raw("""
+                    UPDATE sub_tasks SET status = 'failed', last_error = 'cancelled', updated_at = \(bind: now)
+                    WHERE task_id = \(bind: taskID) AND status = 'pending' RETURNING id
+                    """).all()
+                try await tx.sql.raw("UPDATE tasks SET failed_count = failed_count + \(bind: cancelled.count) WHERE id = \(bind: taskID)").run()
+            }
         }
         return try await TaskRecord.find(taskID, on: database) ?? task
     }

@@ -42,10 +42,7 @@ public struct AlertChannel: Codable, Sendable, Hashable {
         var problems: [(String, String)] = []
         switch type {
         case .webhook, .slack, .alertmanager:
-            guard let url, let parsed = URL(string: url), let scheme = parsed.scheme?.lowercased(), ["http", "https"].contains(scheme), parsed.host?.isEmpty == false else {
-                problems.append(("url", "must be an http or https URL"))
-                break
-            }
+            if let problem = OutboundURL.problem(url ?? "") { problems.append(("url", problem)) }
         case .email:
             if case .failure = EmailAddress.validate(to ?? "") { problems.append(("to", "must be an email address")) }
             if serviceID == nil { problems.append(("service_id", "must name the email service to send through")) }

@@ -204,7 +204,7 @@ public final class AlertManagerService: Sendable {
                     let observation: AlertObservation
                     if case .absence = params.condition {
                         samples = inWindow.map(\.sample)
-                        observation = .value(Double(samples.count))
+                        observation = params.observation(of: samples, at: now.timeIntervalSince1970)
                     } else {
                         samples = inWindow.filter { $0.tags == tags }.map(\.sample)
                         observation = params.observation(of: samples, at: now.timeIntervalSince1970)
@@ -243,6 +243,7 @@ public final class AlertManagerService: Sendable {
     /// resolves notifies no one (nobody was told it fired).
     func apply(_ result: AlertEvaluationResult, rule: AlertRule, fingerprint: String, tags: [String: String], existing: AlertInstanceRow?, value: Double?, silenced: Bool, now: Date, db: any Database) async throws {
         let ruleID = try rule.requireID()
+        let externalURL = settings.externalURL
         try await db.transaction { tx in
             let sql = tx.sql
             var historyID = existing?.history_id
@@ -257,7 +258,7 @@ public final class AlertManagerService: Sendable {
                     history.lastValue = value
                     history.fingerprint = fingerprint
                     history.tags = tags
-                    let alert = Self.outgoing(rule: rule, tags: tags, value: value, startsAt: history.triggeredAt, endsAt: nil)
+                    let alert = Self.outgoing(rule: rule, tags: tags, value: value, startsAt: history.triggeredAt, endsAt: nil, externalURL: externalURL)
                     history.message = alert.annotations["summary"] ?? rule.name
                     history.createdAt = now
                     history.updatedAt = now
@@ -272,18 +273,21 @@ public final class AlertManagerService: Sendable {
                     history.updatedAt = now
                     try await history.save(on: tx)
                     if history.status == .acknowledged || history.status == .suppressed || silenced { continue }  // no reminders
-                    let alert = Self.outgoing(rule: rule, tags: tags, value: value, startsAt: Date(timeIntervalSince1970: startsAt), endsAt: nil)
+                    let alert = Self.outgoing(rule: rule, tags: tags, value: value, startsAt: Date(timeIntervalSince1970: startsAt), endsAt: nil, externalURL: externalURL)
                     try await self.enqueue(.reminder, alert: alert, rule: rule, historyID: id, now: now, sql: sql)
                 case .resolved(let startsAt, let endsAt, let value):
                     guard let id = historyID, let history = try await AlertHistory.find(id, on: tx) else { continue }
                     let wasSuppressed = history.status == .suppressed
+                    // A resolved notification carries the annotations of the last firing
+                    // evaluation, as Prometheus sends them (reference case C17).
+                    let firingValue = history.lastValue ?? history.triggerValue
                     history.status = .resolved
                     history.resolvedAt = Date(timeIntervalSince1970: endsAt)
                     history.lastValue = value
                     history.updatedAt = now
                     try await history.save(on: tx)
                     if !wasSuppressed {
-                        let alert = Self.outgoing(rule: rule, tags: tags, value: value, startsAt: Date(timeIntervalSince1970: startsAt), endsAt: history.resolvedAt)
+                        let alert = Self.outgoing(rule: rule, tags: tags, value: firingValue, startsAt: Date(timeIntervalSince1970: startsAt), endsAt: history.resolvedAt, externalURL: externalURL)
                         try await self.enqueue(.resolved, alert: alert, rule: rule, historyID: id, now: now, sql: sql)
                     }
                     historyID = nil
@@ -295,7 +299,7 @@ public final class AlertManagerService: Sendable {
                 if history.status == .suppressed && !silenced {
                     // The silence ended while it still fires: tell the receivers now.
                     history.status = .active
-                    let alert = Self.outgoing(rule: rule, tags: tags, value: value, startsAt: history.triggeredAt, endsAt: nil)
+                    let alert = Self.outgoing(rule: rule, tags: tags, value: value, startsAt: history.triggeredAt, endsAt: nil, externalURL: externalURL)
                     try await self.enqueue(.firing, alert: alert, rule: rule, historyID: id, now: now, sql: sql)
                 } else if history.status == .active && silenced {
                     history.status = .suppressed
@@ -309,7 +313,7 @@ public final class AlertManagerService: Sendable {
     /// The alert as notifications carry it: labels `alertname`, `severity`, the rule's labels and
     /// the series tags; annotations `summary` and `description` from the rule's templates (a
     /// template that fails falls back to a plain default).
-    static func outgoing(rule: AlertRule, tags: [String: String], value: Double?, startsAt: Date, endsAt: Date?) -> OutgoingAlert {
+    static func outgoing(rule: AlertRule, tags: [String: String], value: Double?, startsAt: Date, endsAt: Date?, externalURL: String = "") -> OutgoingAlert {
         var labels = tags
         labels.merge(rule.labels) { _, rule in rule }
         labels["alertname"] = rule.name
@@ -326,7 +330,9 @@ public final class AlertManagerService: Sendable {
             "summary": render(rule.summaryTemplate, fallback: defaultSummary),
             "description": render(rule.descriptionTemplate, fallback: rule.ruleDescription ?? defaultSummary),
         ]
-        return OutgoingAlert(labels: labels, annotations: annotations, startsAt: startsAt, endsAt: endsAt)
+        let path = rule.name.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/"))) ?? rule.name
+        let generatorURL = externalURL.isEmpty ? "" : externalURL.trimmingSuffix("/") + "/alerts/rules/" + path
+        return OutgoingAlert(labels: labels, annotations: annotations, startsAt: startsAt, endsAt: endsAt, generatorURL: generatorURL)
     }
 
     enum NotificationKind: String { case firing, reminder, resolved }
@@ -354,8 +360,9 @@ public final class AlertManagerService: Sendable {
         var annotations: [String: String]
         var startsAt: Date
         var endsAt: Date?
-        init(_ a: OutgoingAlert) { labels = a.labels; annotations = a.annotations; startsAt = a.startsAt; endsAt = a.endsAt }
-        var outgoing: OutgoingAlert { OutgoingAlert(labels: labels, annotations: annotations, startsAt: startsAt, endsAt: endsAt) }
+        var generatorURL: String?
+        init(_ a: OutgoingAlert) { labels = a.labels; annotations = a.annotations; startsAt = a.startsAt; endsAt = a.endsAt; generatorURL = a.generatorURL }
+        var outgoing: OutgoingAlert { OutgoingAlert(labels: labels, annotations: annotations, startsAt: startsAt, endsAt: endsAt, generatorURL: generatorURL ?? "") }
     }
 
     // MARK: - Delivery
@@ -441,7 +448,7 @@ public final class AlertManagerService: Sendable {
                                           headers: [:], taskID: UUID(), subtaskID: UUID())
                 switch await mailer.send(email) {
                 case .sent: return .success(())
-                case .transientFailure(let reason), .permanentFailure(let reason): return .failure(DeliveryError(reason))
+                case .transientFailure(let reason), .permanentFailure(let reason), .invalidMessage(let reason): return .failure(DeliveryError(reason))
                 }
             }
         } catch {
@@ -459,6 +466,11 @@ public final class AlertManagerService: Sendable {
         guard (200..<300).contains(Int(response.status.code)) else { return .failure(DeliveryError("HTTP \(response.status.code)")) }
         return .success(())
     }
+}
+
+extension String {
+    /// The string without one trailing `suffix`.
+    func trimmingSuffix(_ suffix: String) -> String { hasSuffix(suffix) ? String(dropLast(suffix.count)) : self }
 }
 
 /// A row of `alert_instances`, read and written with SQLKit.
