@@ -61,6 +61,8 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     try app.register(collection: UsersController())
     try app.register(collection: EmailServicesController())
     try app.register(collection: TasksController())
+    app.metricStore = MetricStore(clock: dependencies.clock, configuration: settings.metrics.storeConfiguration)
+    try app.register(collection: PerformanceMetricsController())
 }
 
 /// Applies the database settings, runs pending migrations and checks the schema.
@@ -84,6 +86,7 @@ public enum RouteCatalog {
         "POST /api/email-services/:id/enable", "POST /api/email-services/:id/disable", "POST /api/email-services/:id/unfreeze",
         "POST /api/tasks", "GET /api/tasks", "GET /api/tasks/:id",
         "POST /api/tasks/:id/pause", "POST /api/tasks/:id/resume", "POST /api/tasks/:id/cancel",
+        "POST /api/monitoring/performance-metrics", "GET /api/monitoring/performance-metrics", "GET /api/monitoring/metric-names",
     ]
 
     /// `METHOD /path` of every route registered on `app`, sorted by path then method.

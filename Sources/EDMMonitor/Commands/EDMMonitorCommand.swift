@@ -78,6 +78,7 @@ struct ServeCommand: AsyncParsableCommand {
             let routes = RouteCatalog.registered(app)
             logger.info("routes registered", metadata: ["count": "\(routes.count)", "routes": .array(routes.map { .string($0) })])
             app.lifecycle.use(SchedulerLifecycle(scheduler: app.edm.scheduler))
+            app.lifecycle.use(MetricRetentionLifecycle(store: app.metricStore))
             // Vapor's serve command binds the address set by `configure` and shuts down
             // gracefully on SIGINT and SIGTERM (stopping the scheduler after its message in flight).
             try await app.execute()

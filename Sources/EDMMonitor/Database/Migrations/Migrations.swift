@@ -14,5 +14,7 @@ enum AppMigrations {
         CreateAlertRules(),
         CreateAlertHistories(),
         CreateServiceReservations(),
+        CreateMetricRollups1m(),
+        CreateMetricRollups1h(),
     ]
 }
