@@ -300,11 +300,12 @@ struct MetricSettingsTests {
     func load() throws {
         #expect(try MetricSettings.load(environment: [:]) == .defaults)
         #expect(MetricSettings.defaults.storeConfiguration.rawRetention == 7 * 86_400)
-        let set = try MetricSettings.load(environment: ["EDM_METRICS_RAW_RETENTION_DAYS": "0.5", "EDM_METRICS_ROLLUP_1H_RETENTION_DAYS": "800"])
-        #expect(set.rawRetentionDays == 0.5 && set.hourRollupRetentionDays == 800)
+        let set = try MetricSettings.load(environment: ["EDM_METRICS_RAW_RETENTION_DAYS": "0.5", "EDM_METRICS_ROLLUP_1H_RETENTION_DAYS": "800", "EDM_SYSTEM_MONITOR_INTERVAL_SECONDS": "30"])
+        #expect(set.rawRetentionDays == 0.5 && set.hourRollupRetentionDays == 800 && set.collectorIntervalSeconds == 30)
         #expect(set.storeConfiguration.rawRetention == 43_200)
         for (name, value) in [("EDM_METRICS_RAW_RETENTION_DAYS", "-1"), ("EDM_METRICS_ROLLUP_1M_RETENTION_DAYS", "x"),
-                              ("EDM_METRICS_ROLLUP_1M_RETENTION_DAYS", "3"), ("EDM_METRICS_ROLLUP_1H_RETENTION_DAYS", "10")] {
+                              ("EDM_METRICS_ROLLUP_1M_RETENTION_DAYS", "3"), ("EDM_METRICS_ROLLUP_1H_RETENTION_DAYS", "10"),
+                              ("EDM_SYSTEM_MONITOR_INTERVAL_SECONDS", "inf")] {
             let error = #expect(throws: SettingsError.self) { try MetricSettings.load(environment: [name: value]) }
             #expect(error?.setting == name, "\(name)=\(value)")
         }

@@ -14,6 +14,7 @@ struct PerformanceMetricsController: RouteCollection {
         monitoring.on(.POST, "performance-metrics", body: .collect(maxSize: Self.maxIngestBody), use: ingest)
         monitoring.get("performance-metrics", use: query)
         monitoring.get("metric-names", use: names)
+        monitoring.get("system-health", use: systemHealth)
     }
 
     // MARK: - Ingest
@@ -287,6 +288,38 @@ struct PerformanceMetricsController: RouteCollection {
         return NamesAnswer(metrics: names.map {
             .init(name: $0.name, unit: $0.unit, series_count: $0.seriesCount, latest_value: $0.latestValue, latest_timestamp: $0.latestTimestamp)
         })
+    }
+}
+
+extension PerformanceMetricsController {
+    /// One point of the system-health snapshot.
+    struct SnapshotPoint: Content {
+        var name: String
+        var value: Double
+        var unit: String
+        var tags: [String: String]
+    }
+
+    /// `{"collected_at","host":[…],"process":[…],"database":[…],"failures":{collector: error}}`.
+    struct SystemHealthAnswer: Content {
+        var collected_at: Date
+        var host: [SnapshotPoint]
+        var process: [SnapshotPoint]
+        var database: [SnapshotPoint]
+        var failures: [String: String]
+    }
+
+    /// `GET /api/monitoring/system-health`: the latest system monitor cycle's host, process and
+    /// database figures in one call; 503 `unavailable` before the first cycle has run.
+    @Sendable func systemHealth(_ req: Request) async throws -> SystemHealthAnswer {
+        guard let snapshot = req.application.systemMonitor.latestSnapshot else {
+            throw APIError(.serviceUnavailable, .unavailable, "no system monitor cycle has run yet; try again in a few seconds")
+        }
+        func points(_ collector: String) -> [SnapshotPoint] {
+            (snapshot.points[collector] ?? []).map { SnapshotPoint(name: $0.name, value: $0.value, unit: $0.unit, tags: $0.tags) }
+        }
+        return SystemHealthAnswer(collected_at: snapshot.collectedAt, host: points("host"), process: points("process"),
+                                  database: points("database"), failures: snapshot.failures)
     }
 }
 

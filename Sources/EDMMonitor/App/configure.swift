@@ -62,6 +62,10 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     try app.register(collection: EmailServicesController())
     try app.register(collection: TasksController())
     app.metricStore = MetricStore(clock: dependencies.clock, configuration: settings.metrics.storeConfiguration)
+    app.systemMonitor = SystemMonitorService(
+        collectors: SystemMonitorService.standardCollectors(database: { [unowned app] in app.db }, dataDirectory: settings.database.dataDirectory),
+        store: app.metricStore, database: { [unowned app] in app.db }, clock: dependencies.clock, interval: settings.metrics.collectorIntervalSeconds
+    )
     try app.register(collection: PerformanceMetricsController())
 }
 
@@ -87,6 +91,7 @@ public enum RouteCatalog {
         "POST /api/tasks", "GET /api/tasks", "GET /api/tasks/:id",
         "POST /api/tasks/:id/pause", "POST /api/tasks/:id/resume", "POST /api/tasks/:id/cancel",
         "POST /api/monitoring/performance-metrics", "GET /api/monitoring/performance-metrics", "GET /api/monitoring/metric-names",
+        "GET /api/monitoring/system-health",
     ]
 
     /// `METHOD /path` of every route registered on `app`, sorted by path then method.

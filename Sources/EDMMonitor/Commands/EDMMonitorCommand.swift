@@ -79,6 +79,7 @@ struct ServeCommand: AsyncParsableCommand {
             logger.info("routes registered", metadata: ["count": "\(routes.count)", "routes": .array(routes.map { .string($0) })])
             app.lifecycle.use(SchedulerLifecycle(scheduler: app.edm.scheduler))
             app.lifecycle.use(MetricRetentionLifecycle(store: app.metricStore))
+            app.lifecycle.use(SystemMonitorLifecycle(service: app.systemMonitor))
             // Vapor's serve command binds the address set by `configure` and shuts down
             // gracefully on SIGINT and SIGTERM (stopping the scheduler after its message in flight).
             try await app.execute()

@@ -8,6 +8,7 @@ import Foundation
 /// | `EDM_METRICS_ROLLUP_1M_RETENTION_DAYS` | `30` | 1-minute rollups |
 /// | `EDM_METRICS_ROLLUP_1H_RETENTION_DAYS` | `400` | 1-hour rollups |
 /// | `EDM_METRICS_CLEANUP_INTERVAL_SECONDS` | `600` | how often `serve` deletes what is older |
+/// | `EDM_SYSTEM_MONITOR_INTERVAL_SECONDS` | `15` | how often `serve` collects host, process, database and queue figures |
 ///
 /// Days may be fractional (`0.5`); every value must be a finite number > 0, and the retentions
 /// must not shrink with coarser resolution (raw ≤ 1m ≤ 1h), else a chart would find data at fine
@@ -21,6 +22,8 @@ public struct MetricSettings: Sendable, Equatable {
     public var hourRollupRetentionDays: Double
     /// Seconds between cleanup runs.
     public var cleanupIntervalSeconds: Double
+    /// Seconds between system monitor cycles.
+    public var collectorIntervalSeconds: Double = 15
 
     /// The defaults of the table above.
     public static let defaults = MetricSettings(rawRetentionDays: 7, minuteRollupRetentionDays: 30, hourRollupRetentionDays: 400, cleanupIntervalSeconds: 600)
@@ -55,6 +58,7 @@ public struct MetricSettings: Sendable, Equatable {
         try number("EDM_METRICS_ROLLUP_1M_RETENTION_DAYS", \.minuteRollupRetentionDays)
         try number("EDM_METRICS_ROLLUP_1H_RETENTION_DAYS", \.hourRollupRetentionDays)
         try number("EDM_METRICS_CLEANUP_INTERVAL_SECONDS", \.cleanupIntervalSeconds)
+        try number("EDM_SYSTEM_MONITOR_INTERVAL_SECONDS", \.collectorIntervalSeconds)
         if settings.minuteRollupRetentionDays < settings.rawRetentionDays {
             throw SettingsError(setting: "EDM_METRICS_ROLLUP_1M_RETENTION_DAYS", value: "\(settings.minuteRollupRetentionDays)",
                                 reason: "shorter than the raw retention (\(settings.rawRetentionDays) days)", accepted: "at least EDM_METRICS_RAW_RETENTION_DAYS")
