@@ -40,6 +40,9 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     app.middleware = Middlewares()
     app.middleware.use(RouteLoggingMiddleware(logLevel: .debug))
     app.middleware.use(APIErrorMiddleware())
+    // Inside the error middleware: sees thrown errors and records the status they will get.
+    app.apiMetrics = APIMetricsRecorder(clock: dependencies.clock)
+    app.middleware.use(APIMetricsMiddleware(recorder: app.apiMetrics))
     // Small bodies by default; endpoints that take large ones (task import) say so.
     app.routes.defaultMaxBodySize = "1mb"
     ContentConfiguration.global.use(encoder: APIJSON.encoder(), for: .json)
@@ -63,10 +66,12 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     try app.register(collection: TasksController())
     app.metricStore = MetricStore(clock: dependencies.clock, configuration: settings.metrics.storeConfiguration)
     app.systemMonitor = SystemMonitorService(
-        collectors: SystemMonitorService.standardCollectors(database: { [unowned app] in app.db }, dataDirectory: settings.database.dataDirectory),
+        collectors: SystemMonitorService.standardCollectors(database: { [unowned app] in app.db }, dataDirectory: settings.database.dataDirectory)
+            + [APICollector(recorder: app.apiMetrics)],
         store: app.metricStore, database: { [unowned app] in app.db }, clock: dependencies.clock, interval: settings.metrics.collectorIntervalSeconds
     )
     try app.register(collection: PerformanceMetricsController())
+    try app.register(collection: PrometheusMetricsController())
 }
 
 /// Applies the database settings, runs pending migrations and checks the schema.
@@ -91,7 +96,7 @@ public enum RouteCatalog {
         "POST /api/tasks", "GET /api/tasks", "GET /api/tasks/:id",
         "POST /api/tasks/:id/pause", "POST /api/tasks/:id/resume", "POST /api/tasks/:id/cancel",
         "POST /api/monitoring/performance-metrics", "GET /api/monitoring/performance-metrics", "GET /api/monitoring/metric-names",
-        "GET /api/monitoring/system-health",
+        "GET /api/monitoring/system-health", "GET /metrics",
     ]
 
     /// `METHOD /path` of every route registered on `app`, sorted by path then method.
