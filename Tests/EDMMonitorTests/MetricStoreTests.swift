@@ -137,6 +137,23 @@ struct MetricStoreTests {
         }
     }
 
+    @Test("a raw query reading more rows than the limit is refused; rollup queries are not limited")
+    func rawRowLimit() async throws {
+        try await withApp(.sqlite) { app, _ in
+            var configuration = MetricStoreConfiguration()
+            configuration.maxRawRowsPerQuery = 9
+            let store = MetricStore(clock: app.edm.clock, configuration: configuration)
+            try await store.insert(Self.fixture, on: app.db)
+            // edm_test_value has exactly 9 points: at the limit is fine, one fewer allowed is not.
+            #expect(try await store.query(Self.query(.p50), on: app.db).series.count == 3)
+            configuration.maxRawRowsPerQuery = 8
+            let tight = MetricStore(clock: app.edm.clock, configuration: configuration)
+            await #expect(throws: MetricQueryError.tooManyRows(limit: 8)) { try await tight.query(Self.query(.p50), on: app.db) }
+            let fromRollups = try await tight.query(Self.query(.avg), on: app.db)
+            #expect(fromRollups.resolution == .minute && fromRollups.series.count == 3)
+        }
+    }
+
     @Test("buckets align to the epoch and empty buckets are omitted", arguments: TestDatabase.enabled)
     func alignment(_ db: TestDatabase) async throws {
         try await withApp(db) { app, _ in

@@ -171,7 +171,13 @@ struct PerformanceMetricsController: RouteCollection {
                 resolution: result.resolution.rawValue, step: query.step, agg: query.aggregation.rawValue
             )
         } catch let error as MetricQueryError {
-            throw APIError.validation("the query is invalid", [.init(field: "step", reason: error.description)])
+            let field: String
+            switch error {
+            case .tooManyRows: field = "from"
+            case .emptyRange: field = "from"
+            case .invalidStep, .tooManyBuckets: field = "step"
+            }
+            throw APIError.validation("the query is invalid", [.init(field: field, reason: error.description)])
         }
     }
 

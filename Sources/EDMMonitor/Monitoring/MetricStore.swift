@@ -61,6 +61,10 @@ public struct MetricStoreConfiguration: Sendable, Equatable {
     public var cleanupBatchSize: Int
     /// How often `serve` runs the cleanup job (default 10 minutes).
     public var cleanupInterval: TimeInterval
+    /// Most raw rows one query may read (default 1,000,000, roughly 50 MB in memory); a query
+    /// that would read more is refused with ``MetricQueryError/tooManyRows(limit:)`` rather than
+    /// exhausting memory.
+    public var maxRawRowsPerQuery: Int = 1_000_000
 
     /// Defaults listed on each property.
     public init(rawRetention: TimeInterval = 7 * 86_400, minuteRollupRetention: TimeInterval = 30 * 86_400,

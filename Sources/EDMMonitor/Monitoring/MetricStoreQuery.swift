@@ -93,12 +93,15 @@ public enum MetricQueryError: Error, Equatable, Sendable, CustomStringConvertibl
     case tooManyBuckets(Double, limit: Int)
     /// `from` is after `to`.
     case emptyRange
+    /// The query would read more raw rows than ``MetricStoreConfiguration/maxRawRowsPerQuery``.
+    case tooManyRows(limit: Int)
 
     public var description: String {
         switch self {
         case .invalidStep(let step): return "step must be a finite number of seconds > 0, got \(step)"
         case let .tooManyBuckets(count, limit): return "the range spans \(Int(count)) steps; at most \(limit) are allowed (use a larger step)"
         case .emptyRange: return "from must not be after to"
+        case .tooManyRows(let limit): return "the range holds more than \(limit) raw points; narrow it, filter by tags, or use an aggregation served from rollups (avg, min, max, sum, count, last)"
         }
     }
 }
@@ -125,7 +128,8 @@ extension MetricStore {
     /// resolution that cannot answer the aggregation or step falls back to the chosen one).
     /// Counter aggregations (`rate`, `increase`) read one extra step before the range so the
     /// first bucket has its preceding sample.
-    /// - Throws: ``MetricQueryError``; the database's error.
+    /// - Throws: ``MetricQueryError`` (also when raw rows exceed
+    ///   ``MetricStoreConfiguration/maxRawRowsPerQuery``); the database's error.
     public func query(_ query: MetricQuery, on database: any Database, resolution forced: MetricResolution? = nil) async throws -> MetricQueryResult {
         guard query.step.isFinite, query.step > 0 else { throw MetricQueryError.invalidStep(query.step) }
         guard query.from <= query.to else { throw MetricQueryError.emptyRange }
@@ -166,7 +170,9 @@ extension MetricStore {
               AND timestamp >= \(bind: Date(timeIntervalSince1970: fetchFrom))
               AND timestamp < \(bind: Date(timeIntervalSince1970: query.alignedTo))\(Self.tagFilterSQL(query.tagFilters, dialect))
             ORDER BY timestamp, id
+            LIMIT \(literal: configuration.maxRawRowsPerQuery + 1)
             """).all(decoding: RawRow.self)
+        guard rows.count <= configuration.maxRawRowsPerQuery else { throw MetricQueryError.tooManyRows(limit: configuration.maxRawRowsPerQuery) }
 
         // Series in first-seen order, samples in row order (timestamp, then insertion).
         var seriesSamples: [String: (tags: [String: String], samples: [MetricSample])] = [:]
