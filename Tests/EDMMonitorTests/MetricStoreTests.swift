@@ -108,6 +108,30 @@ struct MetricStoreTests {
         }
     }
 
+    @Test("reference case C15 through the store: increase and rate across counter resets", arguments: TestDatabase.enabled)
+    func referenceC15(_ db: TestDatabase) async throws {
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("EDMMonitorCoreTests/Fixtures/C15-counter-samples.csv")
+        var points: [MetricPoint] = []
+        for line in try String(contentsOf: fixture, encoding: .utf8).split(whereSeparator: \.isNewline) where !line.hasPrefix("#") {
+            let fields = line.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            guard fields.count == 3, let t = Double(fields[1]), let v = Double(fields[2]) else { continue }
+            points.append(MetricPoint(name: "edm_c15_total", value: v, tags: ["series": fields[0]], timestamp: Self.at(t)))
+        }
+        #expect(points.count == 19)
+        try await withApp(db) { app, _ in
+            try await app.metricStore.insert(points, on: app.db)
+            // One 1-hour bucket holds every sample (t = 0…1800 s).
+            let increase = try await app.metricStore.query(Self.query(.increase, name: "edm_c15_total", to: 3600, step: 3600), on: app.db)
+            let rate = try await app.metricStore.query(Self.query(.rate, name: "edm_c15_total", to: 3600, step: 3600), on: app.db)
+            // C has one sample: no value, so no series (not 0).
+            let expectedIncrease: [String: [[Double]]] = [#"{"series":"A"}"#: [[0, 8]], #"{"series":"B"}"#: [[0, 7]], #"{"series":"D"}"#: [[0, 70]]]
+            let expectedRate: [String: [[Double]]] = [#"{"series":"A"}"#: [[0, 8.0 / 360]], #"{"series":"B"}"#: [[0, 7.0 / 1800]], #"{"series":"D"}"#: [[0, 70.0 / 180]]]
+            #expect(Self.table(increase) == expectedIncrease)
+            #expect(Self.table(rate) == expectedRate)
+        }
+    }
+
     @Test("tag filters and group_by", arguments: TestDatabase.enabled)
     func filtersAndGroups(_ db: TestDatabase) async throws {
         try await withApp(db) { app, _ in
