@@ -1,6 +1,7 @@
 @testable import EDMMonitor
 import EDMMonitorCore
 import Foundation
+import Synchronization
 import Testing
 import Vapor
 import VaporTesting
@@ -166,6 +167,33 @@ struct PerformanceMetricsAPITests {
                 #expect(error.error.details.map(\.field) == ["points"])
             }
             #expect(try await MetricStoreTests.count(app, "system_performance_metrics") == 10_000)
+        }
+    }
+
+    /// A clock that answers queued instants first, then a fixed one.
+    final class ScriptedClock: WallClock {
+        let queued = Mutex<[Date]>([])
+        let fixed: Date
+        init(_ fixed: Date) { self.fixed = fixed }
+        func now() -> Date { queued.withLock { $0.isEmpty ? fixed : $0.removeFirst() } }
+    }
+
+    @Test("a point the store refuses after the handler accepted it is still a 400, not a 500")
+    func storeRefusalIsA400() async throws {
+        let t0 = Date(timeIntervalSince1970: Self.now)
+        let clock = ScriptedClock(t0)
+        try await withApp(.sqlite, clock: clock) { app, _ in
+            // The handler judges at t0 (the point is 250 s ahead: fine); the store's clock reads
+            // 400 s earlier, so for it the point is 650 s ahead.
+            clock.queued.withLock { $0 = [t0, t0.addingTimeInterval(-400)] }
+            let body: JSONValue = .object(["points": .array([Self.point(timestamp: .number(Self.now + 250))])])
+            try await app.testing().test(.POST, "/api/monitoring/performance-metrics", beforeRequest: { try $0.content.encode(body, as: .json) }) { res in
+                #expect(res.status == .badRequest)
+                let error = try res.content.decode(ErrorBody.self)
+                #expect(error.error.details.map(\.field) == ["points[0].timestamp"])
+            }
+            let stored = try await MetricStoreTests.count(app, "system_performance_metrics")
+            #expect(stored == 0)
         }
     }
 

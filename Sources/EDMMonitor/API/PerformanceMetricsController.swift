@@ -106,7 +106,14 @@ struct PerformanceMetricsController: RouteCollection {
             let bad = Set(details.map { $0.field.split(separator: "]").first ?? "" }).count
             throw APIError.validation("\(bad) of \(body.points.count) points are invalid; nothing was stored", details)
         }
-        try await req.metricStore.insert(points, on: req.db)
+        do {
+            try await req.metricStore.insert(points, on: req.db)
+        } catch let invalid as MetricStore.InvalidBatch {
+            // Judged again by the store (its clock may have moved on): still a 400, never a 500.
+            throw APIError.validation("the batch is invalid; nothing was stored", invalid.problems.map {
+                .init(field: $0.index < 0 ? $0.problem.field : "points[\($0.index)].\($0.problem.field)", reason: $0.problem.reason)
+            })
+        }
         return try await IngestAnswer(accepted: points.count).encodeResponse(status: .created, for: req)
     }
 
