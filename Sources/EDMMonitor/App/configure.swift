@@ -40,6 +40,9 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     app.middleware = Middlewares()
     app.middleware.use(RouteLoggingMiddleware(logLevel: .debug))
     app.middleware.use(APIErrorMiddleware())
+    // Inside the error middleware: sees thrown errors and records the status they will get.
+    app.apiMetrics = APIMetricsRecorder(clock: dependencies.clock)
+    app.middleware.use(APIMetricsMiddleware(recorder: app.apiMetrics))
     // Small bodies by default; endpoints that take large ones (task import) say so.
     app.routes.defaultMaxBodySize = "1mb"
     ContentConfiguration.global.use(encoder: APIJSON.encoder(), for: .json)
@@ -49,7 +52,8 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     app.migrations.add(AppMigrations.all)
 
     let heartbeat = SchedulerHeartbeat()
-    let taskMonitor = TaskMonitorService(database: { [unowned app] in app.db }, clock: dependencies.clock, heartbeat: heartbeat)
+    app.metricStore = MetricStore(clock: dependencies.clock, configuration: settings.metrics.storeConfiguration)
+    let taskMonitor = TaskMonitorService(database: { [unowned app] in app.db }, clock: dependencies.clock, heartbeat: heartbeat, store: app.metricStore)
     let hooks = dependencies.taskHooks ?? taskMonitor
     let mailers = dependencies.mailers ?? DefaultMailerFactory(httpClient: app.http.client.shared)
     let scheduler = QueueScheduler(
@@ -67,6 +71,13 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     try app.register(collection: TaskMonitoringController())
     try app.register(collection: AlertsController())
     try app.register(collection: SilencesController())
+    app.systemMonitor = SystemMonitorService(
+        collectors: SystemMonitorService.standardCollectors(database: { [unowned app] in app.db }, dataDirectory: settings.database.dataDirectory)
+            + [APICollector(recorder: app.apiMetrics)],
+        store: app.metricStore, database: { [unowned app] in app.db }, clock: dependencies.clock, interval: settings.metrics.collectorIntervalSeconds
+    )
+    try app.register(collection: PerformanceMetricsController())
+    try app.register(collection: PrometheusMetricsController())
 }
 
 /// Applies the database settings, runs pending migrations and checks the schema.
@@ -99,6 +110,8 @@ public enum RouteCatalog {
         "POST /api/monitoring/alerts/:id/acknowledge", "POST /api/monitoring/alerts/:id/resolve",
         "POST /api/monitoring/silences", "GET /api/monitoring/silences", "GET /api/monitoring/silences/:id",
         "POST /api/monitoring/silences/:id/expire",
+        "POST /api/monitoring/performance-metrics", "GET /api/monitoring/performance-metrics", "GET /api/monitoring/metric-names",
+        "GET /api/monitoring/system-health", "GET /metrics",
     ]
 
     /// `METHOD /path` of every route registered on `app`, sorted by path then method.

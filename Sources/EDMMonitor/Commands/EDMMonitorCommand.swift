@@ -93,6 +93,8 @@ struct ServeCommand: AsyncParsableCommand {
             app.lifecycle.use(BackgroundLoop { await services.scheduler.run() })
             app.lifecycle.use(BackgroundLoop { await services.taskMonitor.run() })
             app.lifecycle.use(BackgroundLoop { await services.alerting.run() })
+            app.lifecycle.use(MetricRetentionLifecycle(store: app.metricStore))
+            app.lifecycle.use(SystemMonitorLifecycle(service: app.systemMonitor))
             // Vapor's serve command binds the address set by `configure` and shuts down
             // gracefully on SIGINT and SIGTERM (stopping the scheduler after its message in flight).
             do {

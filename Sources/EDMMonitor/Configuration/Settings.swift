@@ -149,6 +149,8 @@ public struct Settings: Sendable, Equatable {
     public var logLevel: Logger.Level
     /// How log lines are written.
     public var logFormat: LogFormat
+    /// Metric retention and cleanup (environment only; see ``MetricSettings``).
+    public var metrics: MetricSettings = .defaults
 
     /// The defaults listed in the table above.
     public static let defaults = Settings(
@@ -226,6 +228,7 @@ public struct Settings: Sendable, Equatable {
             }
             settings.logFormat = format
         }
+        settings.metrics = try MetricSettings.load(environment: environment)
         return settings
     }
 

@@ -94,14 +94,16 @@ public final class TaskMonitorService: TaskMonitorHooks, Sendable {
     let database: @Sendable () -> any Database
     let clock: any WallClock
     let heartbeat: SchedulerHeartbeat
+    let store: MetricStore
     let logger: Logger
     private let settingsBox: Mutex<TaskMonitorSettings>
     private let lastProgress = Mutex<[UUID: (at: Date, sent: Int)]>([:])
     private let stuck = Mutex<[UUID: StuckTask]>([:])
     private let failing = Mutex(false)
 
-    public init(database: @escaping @Sendable () -> any Database, clock: any WallClock, heartbeat: SchedulerHeartbeat, settings: TaskMonitorSettings = .init(), logger: Logger = Logger(label: "edm.task-monitor")) {
+    public init(database: @escaping @Sendable () -> any Database, clock: any WallClock, heartbeat: SchedulerHeartbeat, store: MetricStore, settings: TaskMonitorSettings = .init(), logger: Logger = Logger(label: "edm.task-monitor")) {
         self.database = database
+        self.store = store
         self.clock = clock
         self.heartbeat = heartbeat
         self.settingsBox = Mutex(settings)
@@ -125,7 +127,7 @@ public final class TaskMonitorService: TaskMonitorHooks, Sendable {
 
     public func firstSent(taskID: UUID, userID: UUID, waitSeconds: Double, totalSubtasks: Int, at: Date) async {
         await write(TaskProcessingMetric(taskID: taskID, userID: userID, metricType: .firstSent, timestamp: at, subtasksSent: 1, totalSubtasks: totalSubtasks, waitTimeSeconds: waitSeconds))
-        await writePoints([SystemPerformanceMetric(metricName: "edm_task_wait_time_seconds", metricValue: waitSeconds, metricUnit: "seconds", tags: ["task_id": taskID.uuidString.lowercased()], timestamp: at)])
+        await writePoints([MetricPoint(name: "edm_task_wait_time_seconds", value: waitSeconds, unit: "seconds", tags: ["task_id": taskID.uuidString.lowercased()], timestamp: at)])
     }
 
     public func progress(taskID: UUID, userID: UUID, sent: Int, failed: Int, total: Int, at: Date) async {
@@ -282,27 +284,28 @@ public final class TaskMonitorService: TaskMonitorHooks, Sendable {
         let sent = ended?.sent ?? 0, failed = ended?.failed ?? 0
         let scale = 3600 / settings.throughputWindowSeconds
 
-        var points: [SystemPerformanceMetric] = [
-            .init(metricName: "edm_tasks_active", metricValue: Double(active), metricUnit: "tasks", timestamp: now),
-            .init(metricName: "edm_queue_throughput_per_hour", metricValue: Double(perService.map(\.n).reduce(0, +)) * scale, metricUnit: "emails_per_hour", timestamp: now),
-            .init(metricName: "edm_task_failure_rate_percent", metricValue: sent + failed == 0 ? 0 : Double(failed) / Double(sent + failed) * 100, metricUnit: "percent", timestamp: now),
-            .init(metricName: "edm_stuck_tasks", metricValue: Double(found.count), metricUnit: "tasks", timestamp: now),
+        var points: [MetricPoint] = [
+            .init(name: "edm_tasks_active", value: Double(active), unit: "tasks", timestamp: now),
+            .init(name: "edm_queue_throughput_per_hour", value: Double(perService.map(\.n).reduce(0, +)) * scale, unit: "emails_per_hour", timestamp: now),
+            .init(name: "edm_task_failure_rate_percent", value: sent + failed == 0 ? 0 : Double(failed) / Double(sent + failed) * 100, unit: "percent", timestamp: now),
+            .init(name: "edm_stuck_tasks", value: Double(found.count), unit: "tasks", timestamp: now),
         ]
         // Written only while work is pending, so that rules on them stay quiet on an idle queue.
         let pending = try await sql.raw("SELECT count(*) AS n FROM sub_tasks s JOIN tasks t ON t.id = s.task_id WHERE s.status = 'pending' AND t.status IN ('queued', 'sending') AND (t.scheduled_at IS NULL OR t.scheduled_at <= \(bind: now))").first(decoding: N.self)?.n ?? 0
         if pending > 0 {
             let services = try await EmailService.query(on: db).all()
             let usable = services.filter { [.available, .paced].contains(ServiceState.of($0, now: now)) }.count
-            points.append(.init(metricName: "edm_queue_pending_throughput_per_hour", metricValue: Double(perService.map(\.n).reduce(0, +)) * scale, metricUnit: "emails_per_hour", timestamp: now))
-            points.append(.init(metricName: "edm_email_services_available_while_pending", metricValue: Double(usable), metricUnit: "services", timestamp: now))
+            points.append(.init(name: "edm_queue_pending_throughput_per_hour", value: Double(perService.map(\.n).reduce(0, +)) * scale, unit: "emails_per_hour", timestamp: now))
+            points.append(.init(name: "edm_email_services_available_while_pending", value: Double(usable), unit: "services", timestamp: now))
         }
         for service in perService {
-            points.append(.init(metricName: "edm_queue_throughput_per_hour", metricValue: Double(service.n) * scale, metricUnit: "emails_per_hour", tags: ["service": service.name], timestamp: now))
+            points.append(.init(name: "edm_queue_throughput_per_hour", value: Double(service.n) * scale, unit: "emails_per_hour", tags: ["service": service.name], timestamp: now))
         }
         for task in found {
-            points.append(.init(metricName: "edm_task_stuck_duration_seconds", metricValue: task.stuckSeconds, metricUnit: "seconds", tags: ["task_id": task.taskID.uuidString.lowercased(), "reason": task.reason.rawValue], timestamp: now))
+            points.append(.init(name: "edm_task_stuck_duration_seconds", value: task.stuckSeconds, unit: "seconds", tags: ["task_id": task.taskID.uuidString.lowercased(), "reason": task.reason.rawValue], timestamp: now))
         }
-        try await points.create(on: db)
+        // Through the store: validated, and merged into the rollups that long-range charts read.
+        try await store.insert(points, on: db)
     }
 
     // MARK: - Writing
@@ -317,9 +320,9 @@ public final class TaskMonitorService: TaskMonitorHooks, Sendable {
         }
     }
 
-    private func writePoints(_ points: [SystemPerformanceMetric]) async {
+    private func writePoints(_ points: [MetricPoint]) async {
         do {
-            try await points.create(on: database())
+            try await store.insert(points, on: database())
         } catch {
             failed(error, doing: "recording a derived metric")
         }

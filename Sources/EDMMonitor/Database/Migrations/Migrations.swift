@@ -19,5 +19,7 @@ enum AppMigrations {
         AddEventIDToTaskProcessingMetrics(),
         SeedDefaultAlertRules(),
         CreateSilences(),
+        CreateMetricRollups1m(),
+        CreateMetricRollups1h(),
     ]
 }

@@ -1,0 +1,96 @@
+import EDMMonitorCore
+import Foundation
+import Vapor
+
+/// `GET /metrics`: the current values of our own metrics in the Prometheus text format 0.0.4
+/// (``PrometheusTextFormat``), for a Prometheus server to scrape.
+///
+/// Families: the API figures from ``APIMetricsRecorder`` (`edm_api_requests_total` counter,
+/// `edm_api_request_duration_seconds` histogram, `edm_api_error_rate_percent` gauge) and every
+/// point of the latest ``SystemMonitorService`` cycle (host, process, database, queue), as a
+/// counter when its name ends in `_total`, else a gauge. Before the first cycle only the API
+/// families are present.
+struct PrometheusMetricsController: RouteCollection {
+    func boot(routes: any RoutesBuilder) throws {
+        routes.get("metrics", use: metrics)
+    }
+
+    @Sendable func metrics(_ req: Request) async throws -> Response {
+        let families = Self.families(api: req.application.apiMetrics, snapshot: req.application.systemMonitor.latestSnapshot)
+        let text: String
+        do {
+            text = try PrometheusTextFormat.encode(families)
+        } catch {
+            req.logger.error("cannot expose metrics", metadata: ["error": "\(error)"])
+            throw APIError(.internalServerError, .internalError, "the metrics cannot be exposed; see the server log")
+        }
+        var headers = HTTPHeaders()
+        headers.replaceOrAdd(name: .contentType, value: PrometheusTextFormat.contentType)
+        return Response(status: .ok, headers: headers, body: .init(string: text))
+    }
+
+    /// `# HELP` texts of the collectors' metrics; others get a generic text naming the unit.
+    static let help: [String: String] = [
+        "edm_system_cpu_usage_percent": "Host CPU busy share since the previous collection (all CPUs; steal counts as busy).",
+        "edm_system_memory_usage_percent": "Memory used of the limit: host MemTotal-MemAvailable, or the cgroup usage of its limit (scope label).",
+        "edm_system_memory_used_bytes": "Memory used, bytes (host or cgroup, see scope).",
+        "edm_system_memory_limit_bytes": "Memory limit the usage percent is measured against, bytes.",
+        "edm_system_load1": "Host load average over 1 minute.",
+        "edm_system_load5": "Host load average over 5 minutes.",
+        "edm_system_load15": "Host load average over 15 minutes.",
+        "edm_system_uptime_seconds": "Host uptime in seconds.",
+        "edm_system_disk_usage_percent": "Used share of the filesystem holding the data folder, as df computes it.",
+        "edm_system_disk_free_bytes": "Bytes available to unprivileged users on the filesystem holding the data folder.",
+        "edm_system_network_receive_bytes_total": "Bytes received per network interface since boot.",
+        "edm_system_network_transmit_bytes_total": "Bytes transmitted per network interface since boot.",
+        "edm_process_resident_memory_bytes": "Resident memory of the edm-monitor process, bytes.",
+        "edm_process_open_fds": "Open file descriptors of the edm-monitor process.",
+        "edm_process_threads": "Threads of the edm-monitor process.",
+        "edm_process_cpu_seconds_total": "User and system CPU time of the edm-monitor process, seconds.",
+        "edm_db_query_latency_seconds": "Round trip of a trivial database query, seconds.",
+        "edm_db_size_bytes": "Size of the database, bytes.",
+        "edm_queue_subtasks": "Subtasks by status.",
+        "edm_queue_active_tasks": "Tasks queued or sending.",
+        "edm_queue_services": "Email services by state.",
+        "edm_queue_active_reservations": "Service reservations (leases) not yet expired.",
+    ]
+
+    /// The families to expose.
+    static func families(api: APIMetricsRecorder, snapshot: SystemSnapshot?) -> [PrometheusMetricFamily] {
+        var families: [PrometheusMetricFamily] = []
+        families.append(PrometheusMetricFamily(
+            name: "edm_api_requests_total", help: "HTTP requests answered, by method, route pattern and status.", type: .counter,
+            samples: api.requestCounts.map { key, count in
+                PrometheusSample(labels: ["method": key.method, "route": key.route, "status": String(key.status)], value: Double(count))
+            }))
+        var latency: [PrometheusSample] = []
+        for (key, histogram) in api.latencies {
+            let labels = ["method": key.method, "route": key.route]
+            for (index, bound) in APIMetricsRecorder.latencyBuckets.enumerated() {
+                latency.append(PrometheusSample(suffix: "_bucket", labels: labels.merging(["le": PrometheusTextFormat.formatValue(bound)]) { $1 }, value: Double(histogram.buckets[index])))
+            }
+            latency.append(PrometheusSample(suffix: "_bucket", labels: labels.merging(["le": "+Inf"]) { $1 }, value: Double(histogram.count)))
+            latency.append(PrometheusSample(suffix: "_sum", labels: labels, value: histogram.sum))
+            latency.append(PrometheusSample(suffix: "_count", labels: labels, value: Double(histogram.count)))
+        }
+        families.append(PrometheusMetricFamily(name: "edm_api_request_duration_seconds", help: "HTTP request latency by method and route pattern, seconds.", type: .histogram, samples: latency))
+        families.append(PrometheusMetricFamily(name: "edm_api_error_rate_percent", help: "Share of HTTP requests answered 5xx over the last 5 minutes, percent.", type: .gauge,
+                                               samples: [PrometheusSample(value: api.errorRatePercent())]))
+
+        var byName: [String: [MetricPoint]] = [:]
+        for (collector, points) in snapshot?.points ?? [:] where collector != "api" {
+            for point in points { byName[point.name, default: []].append(point) }
+        }
+        for (name, points) in byName {
+            // One sample per label set: a collector repeating a series keeps its last value.
+            var samples: [String: PrometheusSample] = [:]
+            for point in points { samples[MetricStore.canonicalJSON(point.tags)] = PrometheusSample(labels: point.tags, value: point.value) }
+            let unit = points.first?.unit ?? "none"
+            families.append(PrometheusMetricFamily(
+                name: name, help: help[name] ?? "EDM Monitor metric \(name) (unit: \(unit)).",
+                type: name.hasSuffix("_total") ? .counter : .gauge,
+                samples: samples.keys.sorted().compactMap { samples[$0] }))
+        }
+        return families
+    }
+}

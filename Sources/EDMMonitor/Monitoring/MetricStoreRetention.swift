@@ -1,0 +1,96 @@
+import FluentKit
+import Foundation
+import Logging
+import SQLKit
+import Synchronization
+import Vapor
+
+extension MetricStore {
+    /// Rows deleted by one ``cleanup(on:)``, per table.
+    public struct CleanupReport: Sendable, Equatable {
+        /// Raw points deleted.
+        public var raw: Int
+        /// 1-minute rollup rows deleted.
+        public var minute: Int
+        /// 1-hour rollup rows deleted.
+        public var hour: Int
+    }
+
+    /// Deletes raw points older than ``MetricStoreConfiguration/rawRetention`` and rollup rows
+    /// whose bucket started before their table's retention, measured from the clock's now.
+    ///
+    /// Deletes run in batches of ``MetricStoreConfiguration/cleanupBatchSize`` rows (select the
+    /// oldest ids, delete those ids), each its own short statement, so a large backlog never holds
+    /// the SQLite writer or a PostgreSQL lock for long; the loop goes on until a batch comes back
+    /// short. Rollups are independent of raw rows, so they outlive them.
+    /// - Throws: the database's error (rows already deleted stay deleted).
+    @discardableResult
+    public func cleanup(on database: any Database) async throws -> CleanupReport {
+        let now = clock.now()
+        let sql = database.sql
+        let raw = try await deleteOlder(in: SystemPerformanceMetric.schema, column: "timestamp",
+                                        than: now.addingTimeInterval(-configuration.rawRetention), sql: sql)
+        let minute = try await deleteOlder(in: MetricRollupTable.minute.schema, column: "bucket_start",
+                                           than: now.addingTimeInterval(-configuration.minuteRollupRetention), sql: sql)
+        let hour = try await deleteOlder(in: MetricRollupTable.hour.schema, column: "bucket_start",
+                                         than: now.addingTimeInterval(-configuration.hourRollupRetention), sql: sql)
+        return CleanupReport(raw: raw, minute: minute, hour: hour)
+    }
+
+    private struct IDRow: Decodable { var id: Int }
+
+    private func deleteOlder(in table: String, column: String, than cutoff: Date, sql: any SQLDatabase) async throws -> Int {
+        let batch = max(1, configuration.cleanupBatchSize)
+        var deleted = 0
+        while true {
+            let ids = try await sql.raw("""
+                SELECT id FROM \(ident: table) WHERE \(ident: column) < \(bind: cutoff) ORDER BY \(ident: column) LIMIT \(literal: batch)
+                """).all(decoding: IDRow.self).map(\.id)
+            if ids.isEmpty { break }
+            try await sql.raw("DELETE FROM \(ident: table) WHERE id IN (\(binds: ids))").run()
+            deleted += ids.count
+            if ids.count < batch { break }
+            await Task.yield()
+        }
+        return deleted
+    }
+}
+
+/// Runs ``MetricStore/cleanup(on:)`` every ``MetricStoreConfiguration/cleanupInterval`` seconds
+/// while the server runs. Registered by `serve` only; tests call `cleanup` directly with a
+/// ``ManualClock``. A failing run is logged and retried at the next interval.
+final class MetricRetentionLifecycle: LifecycleHandler, Sendable {
+    let store: MetricStore
+    private let task = Mutex<Task<Void, Never>?>(nil)
+
+    init(store: MetricStore) {
+        self.store = store
+    }
+
+    func didBootAsync(_ application: Application) async throws {
+        let store = self.store
+        let logger = Logger(label: "edm.metrics.retention")
+        task.withLock {
+            $0 = Task { [weak application] in
+                while !Task.isCancelled {
+                    guard let database = application?.db else { return }
+                    do {
+                        let report = try await store.cleanup(on: database)
+                        if report.raw + report.minute + report.hour > 0 {
+                            logger.info("metric retention", metadata: ["raw": "\(report.raw)", "rollups_1m": "\(report.minute)", "rollups_1h": "\(report.hour)"])
+                        }
+                    } catch {
+                        logger.warning("metric retention failed", metadata: ["error": "\(String(reflecting: error))"])
+                    }
+                    try? await Task.sleep(for: .seconds(store.configuration.cleanupInterval))
+                }
+            }
+        }
+    }
+
+    func shutdownAsync(_ application: Application) async {
+        let running = task.withLock { t in defer { t = nil }; return t }
+        running?.cancel()
+        await running?.value
+    }
+}

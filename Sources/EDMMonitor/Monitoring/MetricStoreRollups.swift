@@ -1,0 +1,89 @@
+import EDMMonitorCore
+import FluentKit
+import Foundation
+import SQLKit
+
+/// The two rollup tables of ``MetricStore``: one row per (metric, series, bucket) holding
+/// `sample_count`, `value_sum`, `value_min`, `value_max`, `value_last` and `last_timestamp` of the
+/// raw points in `[bucket_start, bucket_start + step)`; buckets are aligned to the Unix epoch, as
+/// ``MetricWindow/bucketStart(of:step:)`` aligns them.
+public enum MetricRollupTable: CaseIterable, Sendable {
+    /// 1-minute buckets, `system_performance_metric_rollups_1m` (kept 30 days by default).
+    case minute
+    /// 1-hour buckets, `system_performance_metric_rollups_1h` (kept 400 days by default).
+    case hour
+
+    /// The table name.
+    public var schema: String {
+        switch self {
+        case .minute: return "system_performance_metric_rollups_1m"
+        case .hour: return "system_performance_metric_rollups_1h"
+        }
+    }
+
+    /// Bucket width, seconds (60 or 3600).
+    public var step: Double {
+        switch self {
+        case .minute: return 60
+        case .hour: return 3600
+        }
+    }
+
+    /// Short name used in API answers: `1m`, `1h`.
+    public var label: String { self == .minute ? "1m" : "1h" }
+
+    /// Merges `rows` into the table: a new (name, series, bucket) is inserted, an existing one
+    /// gets count and sum added, min/max widened and last replaced when the new last is not
+    /// older (`INSERT … ON CONFLICT … DO UPDATE`, which SQLite ≥ 3.24 and PostgreSQL share; only
+    /// the two-argument min/max differ: `min()`/`max()` on SQLite, `LEAST`/`GREATEST` on PostgreSQL).
+    /// `rows` must hold each key at most once (``MetricStore/rollups(of:table:)`` ensures it).
+    func upsert(_ rows: [MetricRollupRow], dialect: SQLDialectKind, on sql: any SQLDatabase) async throws {
+        let least = dialect == .postgres ? "LEAST" : "min"
+        let greatest = dialect == .postgres ? "GREATEST" : "max"
+        // 11 binds per row; 1,000 rows stay below SQLite's 32,766 and PostgreSQL's 65,535.
+        for start in stride(from: 0, to: rows.count, by: 1_000) {
+            let chunk = rows[start..<min(start + 1_000, rows.count)]
+            var query: SQLQueryString = """
+                INSERT INTO \(ident: schema) AS r (metric_name, metric_unit, tags, tags_key, bucket_start, \
+                sample_count, value_sum, value_min, value_max, value_last, last_timestamp) VALUES 
+                """
+            for (offset, row) in chunk.enumerated() {
+                if offset > 0 { query += ", " }
+                let rollup = row.rollup
+                query += """
+                    (\(bind: row.key.name), \(bind: row.unit), \(MetricStore.jsonExpression(row.key.seriesKey, dialect)), \
+                    \(bind: row.key.seriesKey), \(bind: Date(timeIntervalSince1970: row.key.bucketStart)), \(bind: rollup.count), \
+                    \(bind: rollup.sum), \(bind: rollup.min), \(bind: rollup.max), \(bind: rollup.last), \
+                    \(bind: Date(timeIntervalSince1970: rollup.lastTimestamp)))
+                    """
+            }
+            query += """
+                 ON CONFLICT (metric_name, tags_key, bucket_start) DO UPDATE SET \
+                sample_count = r.sample_count + excluded.sample_count, \
+                value_sum = r.value_sum + excluded.value_sum, \
+                value_min = \(unsafeRaw: least)(r.value_min, excluded.value_min), \
+                value_max = \(unsafeRaw: greatest)(r.value_max, excluded.value_max), \
+                value_last = CASE WHEN excluded.last_timestamp >= r.last_timestamp THEN excluded.value_last ELSE r.value_last END, \
+                last_timestamp = \(unsafeRaw: greatest)(r.last_timestamp, excluded.last_timestamp), \
+                metric_unit = excluded.metric_unit
+                """
+            try await sql.raw(query).run()
+        }
+    }
+}
+
+/// One rollup row before it is written.
+struct MetricRollupRow: Sendable, Equatable {
+    /// The row's identity.
+    struct Key: Hashable, Sendable {
+        var name: String
+        /// ``MetricPoint/seriesKey``.
+        var seriesKey: String
+        /// Unix seconds, a multiple of the table's step.
+        var bucketStart: Double
+    }
+
+    var key: Key
+    var unit: String
+    var rollup: MetricRollup
+}

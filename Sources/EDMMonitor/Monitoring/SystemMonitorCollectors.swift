@@ -1,0 +1,211 @@
+import EDMMonitorCore
+import FluentKit
+import Foundation
+import SQLKit
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A source of metric points for one ``SystemMonitorService`` cycle.
+///
+/// `collect` returns the points of one cycle stamped `now`; it may throw, and then only its own
+/// points are missing from the cycle (see ``SystemMonitorService/collectOnce()``).
+public protocol MetricCollector: Sendable {
+    /// Short, stable name for logs and the health snapshot: `host`, `process`, `database`, `queue`.
+    var name: String { get }
+    /// The points of one cycle at `now`.
+    func collect(now: Date) async throws -> [MetricPoint]
+}
+
+/// Host figures from `/proc`, cgroups and `statvfs`, via ``HostFilesystem``:
+///
+/// | name | unit | tags | source |
+/// |---|---|---|---|
+/// | `edm_system_cpu_usage_percent` | percent | | `/proc/stat` delta since the previous cycle (busy = all but idle and iowait; steal is busy; guest is inside user); none on the first cycle |
+/// | `edm_system_memory_usage_percent` | percent | `scope`=`host`\|`cgroup` | MemTotal − MemAvailable of MemTotal, or cgroup usage of its limit when a cgroup limits below the host |
+/// | `edm_system_memory_used_bytes` | bytes | `scope` | the numerator above |
+/// | `edm_system_memory_limit_bytes` | bytes | `scope` | the denominator above |
+/// | `edm_system_load1`, `edm_system_load5`, `edm_system_load15` | none | | `/proc/loadavg` |
+/// | `edm_system_uptime_seconds` | seconds | | `/proc/uptime` |
+/// | `edm_system_disk_usage_percent` | percent | `path` | `statvfs` of the data folder: used ÷ (used + available to unprivileged users), as `df` |
+/// | `edm_system_disk_free_bytes` | bytes | `path` | blocks available to unprivileged users × fragment size |
+/// | `edm_system_network_receive_bytes_total`, `…_transmit_bytes_total` | bytes | `interface` | `/proc/net/dev` counters (query them with `agg=rate`) |
+public final class HostCollector: MetricCollector {
+    public let name = "host"
+    let filesystem: HostFilesystem
+    let dataDirectory: String
+    private let previousCPU = Mutex<HostCPUStat?>(nil)
+
+    /// A collector reading below `filesystem.root` and measuring the disk that holds `dataDirectory`.
+    public init(filesystem: HostFilesystem = HostFilesystem(), dataDirectory: String) {
+        self.filesystem = filesystem
+        self.dataDirectory = dataDirectory
+    }
+
+    public func collect(now: Date) async throws -> [MetricPoint] {
+        var points: [MetricPoint] = []
+        let cpu = try filesystem.cpuStat()
+        let previous = previousCPU.withLock { stored in defer { stored = cpu }; return stored }
+        if let previous, let usage = cpu.usage(since: previous).aggregate {
+            points.append(MetricPoint(name: "edm_system_cpu_usage_percent", value: usage.busyPercent, unit: "percent", timestamp: now))
+        }
+        // The cgroup's figures only when its limit is below the host's memory; otherwise the
+        // host's MemTotal − MemAvailable (a cgroup's usage counts page cache, and against
+        // MemTotal it would read higher than the host's own figure).
+        let host = try filesystem.memInfo()
+        let memory = MemoryUsage(host: host, cgroup: try filesystem.cgroup().memory)
+        let limited = memory.limitSource == .cgroup
+        let scope = ["scope": limited ? "cgroup" : "host"]
+        let used = limited ? memory.usageBytes : host.usedBytes
+        let limit = limited ? memory.limitBytes : host.totalBytes
+        let percent = limited ? memory.usagePercent : host.usedPercent
+        points.append(MetricPoint(name: "edm_system_memory_usage_percent", value: percent, unit: "percent", tags: scope, timestamp: now))
+        points.append(MetricPoint(name: "edm_system_memory_used_bytes", value: Double(used), unit: "bytes", tags: scope, timestamp: now))
+        points.append(MetricPoint(name: "edm_system_memory_limit_bytes", value: Double(limit), unit: "bytes", tags: scope, timestamp: now))
+        let load = try filesystem.loadAverage()
+        points.append(MetricPoint(name: "edm_system_load1", value: load.one, unit: "none", timestamp: now))
+        points.append(MetricPoint(name: "edm_system_load5", value: load.five, unit: "none", timestamp: now))
+        points.append(MetricPoint(name: "edm_system_load15", value: load.fifteen, unit: "none", timestamp: now))
+        points.append(MetricPoint(name: "edm_system_uptime_seconds", value: try filesystem.uptime().uptimeSeconds, unit: "seconds", timestamp: now))
+        let disk = try Self.diskUsage(of: dataDirectory)
+        let path = ["path": String(dataDirectory.prefix(MetricStore.maxTagValueLength))]
+        points.append(MetricPoint(name: "edm_system_disk_usage_percent", value: disk.usedPercent, unit: "percent", tags: path, timestamp: now))
+        points.append(MetricPoint(name: "edm_system_disk_free_bytes", value: disk.freeBytes, unit: "bytes", tags: path, timestamp: now))
+        for interface in try filesystem.netDev().interfaces.prefix(64) {
+            let tags = ["interface": String(interface.name.prefix(MetricStore.maxTagValueLength))]
+            points.append(MetricPoint(name: "edm_system_network_receive_bytes_total", value: Double(interface.rxBytes), unit: "bytes", tags: tags, timestamp: now))
+            points.append(MetricPoint(name: "edm_system_network_transmit_bytes_total", value: Double(interface.txBytes), unit: "bytes", tags: tags, timestamp: now))
+        }
+        return points
+    }
+
+    /// Disk figures of the filesystem holding `path`, as `df` computes them.
+    struct DiskUsage: Equatable {
+        /// used ÷ (used + available) × 100, where used = blocks − free.
+        var usedPercent: Double
+        /// Bytes available to unprivileged users (`f_bavail × f_frsize`).
+        var freeBytes: Double
+    }
+
+    /// `statvfs(3)` of `path` (POSIX's `statfs`: same figures, portable struct).
+    /// - Throws: ``HostMetricsError/unreadable(path:reason:)`` when the call fails.
+    static func diskUsage(of path: String) throws -> DiskUsage {
+        var stats = statvfs()
+        guard statvfs(path, &stats) == 0 else {
+            throw HostMetricsError.unreadable(path: path, reason: "statvfs failed: \(String(cString: strerror(errno)))")
+        }
+        let fragment = Double(stats.f_frsize > 0 ? UInt64(stats.f_frsize) : UInt64(stats.f_bsize))
+        let used = Double(stats.f_blocks) - Double(stats.f_bfree)
+        let available = Double(stats.f_bavail)
+        let percent = used + available > 0 ? used / (used + available) * 100 : 0
+        return DiskUsage(usedPercent: percent, freeBytes: available * fragment)
+    }
+}
+
+/// This process's figures from `/proc/self`:
+/// `edm_process_resident_memory_bytes` (bytes), `edm_process_open_fds` (none; the descriptor
+/// used to list `/proc/self/fd` is not counted), `edm_process_threads` (none),
+/// `edm_process_cpu_seconds_total` (seconds, user + system, `sysconf(_SC_CLK_TCK)` ticks).
+public struct ProcessCollector: MetricCollector {
+    public let name = "process"
+    let filesystem: HostFilesystem
+
+    /// A collector reading `proc/self` below `filesystem.root`.
+    public init(filesystem: HostFilesystem = HostFilesystem()) {
+        self.filesystem = filesystem
+    }
+
+    public func collect(now: Date) async throws -> [MetricPoint] {
+        let status = try filesystem.processStatus()
+        let fds = try filesystem.openFileDescriptorCount() - 1
+        let ticks = Int(sysconf(Int32(_SC_CLK_TCK)))
+        let cpu = try filesystem.processCPUTime().totalSeconds(ticksPerSecond: ticks > 0 ? ticks : 100)
+        return [
+            MetricPoint(name: "edm_process_resident_memory_bytes", value: Double(status.residentBytes), unit: "bytes", timestamp: now),
+            MetricPoint(name: "edm_process_open_fds", value: Double(max(0, fds)), unit: "none", timestamp: now),
+            MetricPoint(name: "edm_process_threads", value: Double(status.threads), unit: "none", timestamp: now),
+            MetricPoint(name: "edm_process_cpu_seconds_total", value: cpu, unit: "seconds", timestamp: now),
+        ]
+    }
+}
+
+/// Database figures: `edm_db_query_latency_seconds` (seconds; round trip of `SELECT 1`, timed
+/// with the monotonic clock) and `edm_db_size_bytes` (bytes; SQLite `page_count × page_size`,
+/// PostgreSQL `pg_database_size(current_database())`). Connection pool usage is not reported:
+/// neither driver exposes its pool's occupancy through Fluent.
+public struct DatabaseCollector: MetricCollector {
+    public let name = "database"
+    let database: @Sendable () -> any Database
+
+    /// A collector probing the database that `database` returns at each cycle.
+    public init(database: @escaping @Sendable () -> any Database) {
+        self.database = database
+    }
+
+    private struct One: Decodable { var one: Int }
+    private struct Size: Decodable { var size: Int64 }
+
+    public func collect(now: Date) async throws -> [MetricPoint] {
+        let sql = database().sql
+        let clock = ContinuousClock()
+        let started = clock.now
+        _ = try await sql.raw("SELECT 1 AS one").first(decoding: One.self)
+        let elapsed = clock.now - started
+        let latency = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let size: Int64?
+        switch SQLDialectKind(sql) {
+        case .sqlite:
+            size = try await sql.raw("SELECT (SELECT page_count FROM pragma_page_count()) * (SELECT page_size FROM pragma_page_size()) AS size").first(decoding: Size.self)?.size
+        case .postgres:
+            size = try await sql.raw("SELECT pg_database_size(current_database()) AS size").first(decoding: Size.self)?.size
+        }
+        var points = [MetricPoint(name: "edm_db_query_latency_seconds", value: latency, unit: "seconds", timestamp: now)]
+        if let size { points.append(MetricPoint(name: "edm_db_size_bytes", value: Double(size), unit: "bytes", timestamp: now)) }
+        return points
+    }
+}
+
+/// Queue figures from the sending tables: `edm_queue_subtasks` (count, tag `status` — every
+/// status, 0 included), `edm_queue_active_tasks` (count; tasks `queued` or `sending`),
+/// `edm_queue_services` (count, tag `state` — every ``ServiceState``, 0 included) and
+/// `edm_queue_active_reservations` (count; leases not yet expired at `now`).
+public struct QueueCollector: MetricCollector {
+    public let name = "queue"
+    let database: @Sendable () -> any Database
+
+    /// A collector counting rows of the database that `database` returns at each cycle.
+    public init(database: @escaping @Sendable () -> any Database) {
+        self.database = database
+    }
+
+    private struct StatusCount: Decodable { var status: String; var n: Int }
+    private struct Count: Decodable { var n: Int }
+
+    public func collect(now: Date) async throws -> [MetricPoint] {
+        let db = database()
+        let sql = db.sql
+        var points: [MetricPoint] = []
+        let subtasks = try await sql.raw("SELECT status, COUNT(*) AS n FROM \(ident: SubTaskRecord.schema) GROUP BY status").all(decoding: StatusCount.self)
+        let byStatus = Dictionary(subtasks.map { ($0.status, $0.n) }, uniquingKeysWith: +)
+        for status in SubTaskRecord.Status.allCases {
+            points.append(MetricPoint(name: "edm_queue_subtasks", value: Double(byStatus[status.rawValue] ?? 0), unit: "count", tags: ["status": status.rawValue], timestamp: now))
+        }
+        let active = try await sql.raw("""
+            SELECT COUNT(*) AS n FROM \(ident: TaskRecord.schema) WHERE status IN (\(bind: TaskRecord.Status.queued.rawValue), \(bind: TaskRecord.Status.sending.rawValue))
+            """).first(decoding: Count.self)?.n ?? 0
+        points.append(MetricPoint(name: "edm_queue_active_tasks", value: Double(active), unit: "count", timestamp: now))
+        var byState: [ServiceState: Int] = [:]
+        for service in try await EmailService.query(on: db).all() {
+            byState[ServiceState.of(service, now: now), default: 0] += 1
+        }
+        for state in ServiceState.allCases {
+            points.append(MetricPoint(name: "edm_queue_services", value: Double(byState[state] ?? 0), unit: "count", tags: ["state": state.rawValue], timestamp: now))
+        }
+        let leases = try await sql.raw("SELECT COUNT(*) AS n FROM \(ident: ServiceReservation.schema) WHERE expires_at > \(bind: now)").first(decoding: Count.self)?.n ?? 0
+        points.append(MetricPoint(name: "edm_queue_active_reservations", value: Double(leases), unit: "count", timestamp: now))
+        return points
+    }
+}

@@ -1,0 +1,155 @@
+import EDMMonitorCore
+import FluentKit
+import Foundation
+import Logging
+import Synchronization
+import Vapor
+
+/// The latest cycle of a ``SystemMonitorService``: when it ran, its points by collector, and
+/// the collectors that failed (with their error text).
+public struct SystemSnapshot: Sendable, Equatable {
+    /// The instant of the cycle (the clock's now).
+    public var collectedAt: Date
+    /// Points by collector name (`host`, `process`, `database`, `queue`).
+    public var points: [String: [MetricPoint]]
+    /// Collector name → error description, for collectors that failed in this cycle.
+    public var failures: [String: String]
+}
+
+/// Collects the system's figures on an interval and writes each cycle as one batch to the
+/// ``MetricStore`` (ARCHITECTURE.md data flow 3).
+///
+/// Every cycle runs every collector; a collector that throws loses only its own points, is
+/// logged once when its failure streak starts (warning) and once when it recovers (info), and
+/// never stops the others or the loop. `serve` runs ``run()`` through
+/// ``SystemMonitorLifecycle``; tests call ``collectOnce()``.
+public final class SystemMonitorService: Sendable {
+    /// Seconds between cycles (default 15).
+    public let interval: TimeInterval
+    let collectors: [any MetricCollector]
+    let store: MetricStore
+    let database: @Sendable () -> any Database
+    let clock: any WallClock
+    let logger: Logger
+    private let failing = Mutex<Set<String>>([])
+    private let latest = Mutex<SystemSnapshot?>(nil)
+
+    /// A service running `collectors` and writing to `store` on `database`, at `interval` seconds.
+    public init(collectors: [any MetricCollector], store: MetricStore, database: @escaping @Sendable () -> any Database,
+                clock: any WallClock, interval: TimeInterval = 15, logger: Logger = Logger(label: "edm.system-monitor")) {
+        self.collectors = collectors
+        self.store = store
+        self.database = database
+        self.clock = clock
+        self.interval = interval
+        self.logger = logger
+    }
+
+    /// The standard collectors: host (measuring the disk of `dataDirectory`), process, database
+    /// and queue.
+    public static func standardCollectors(database: @escaping @Sendable () -> any Database, dataDirectory: String,
+                                          filesystem: HostFilesystem = HostFilesystem()) -> [any MetricCollector] {
+        [HostCollector(filesystem: filesystem, dataDirectory: dataDirectory), ProcessCollector(filesystem: filesystem),
+         DatabaseCollector(database: database), QueueCollector(database: database)]
+    }
+
+    /// The last cycle's snapshot, `nil` before the first.
+    public var latestSnapshot: SystemSnapshot? { latest.withLock { $0 } }
+
+    /// Runs one cycle: every collector (in order), then one batched write of all points.
+    /// A failing write is logged and reported in the snapshot under `store`; it does not throw.
+    /// - Returns: the cycle's snapshot.
+    @discardableResult
+    public func collectOnce() async -> SystemSnapshot {
+        let now = clock.now()
+        var snapshot = SystemSnapshot(collectedAt: now, points: [:], failures: [:])
+        for collector in collectors {
+            do {
+                snapshot.points[collector.name] = try await collector.collect(now: now)
+                recovered(collector.name)
+            } catch {
+                snapshot.failures[collector.name] = "\(error)"
+                failed(collector.name, error)
+            }
+        }
+        let batch = snapshot.points.keys.sorted().flatMap { snapshot.points[$0] ?? [] }
+        do {
+            try await store.insert(batch, on: database())
+            recovered("store")
+        } catch {
+            snapshot.failures["store"] = "\(error)"
+            failed("store", error)
+        }
+        latest.withLock { $0 = snapshot }
+        return snapshot
+    }
+
+    /// Runs cycles every ``interval`` seconds until the task is cancelled.
+    public func run() async {
+        while !Task.isCancelled {
+            await collectOnce()
+            try? await Task.sleep(for: .seconds(interval))
+        }
+    }
+
+    private func failed(_ name: String, _ error: any Error) {
+        let first = failing.withLock { $0.insert(name).inserted }
+        if first {
+            logger.warning("metric collector failing", metadata: ["collector": "\(name)", "error": "\(String(reflecting: error))"])
+        }
+    }
+
+    private func recovered(_ name: String) {
+        let was = failing.withLock { $0.remove(name) != nil }
+        if was { logger.info("metric collector recovered", metadata: ["collector": "\(name)"]) }
+    }
+}
+
+/// Starts ``SystemMonitorService/run()`` when the server has booted and cancels it on shutdown.
+/// Registered by `serve` only.
+final class SystemMonitorLifecycle: LifecycleHandler, Sendable {
+    let service: SystemMonitorService
+    private let task = Mutex<Task<Void, Never>?>(nil)
+
+    init(service: SystemMonitorService) {
+        self.service = service
+    }
+
+    func didBootAsync(_ application: Application) async throws {
+        let service = self.service
+        task.withLock { $0 = Task { await service.run() } }
+    }
+
+    func shutdownAsync(_ application: Application) async {
+        let running = task.withLock { t in defer { t = nil }; return t }
+        running?.cancel()
+        await running?.value
+    }
+}
+
+extension Application {
+    private struct SystemMonitorKey: StorageKey {
+        typealias Value = SystemMonitorService
+    }
+
+    /// The system monitor set up by `configure`. Accessing it before `configure` is a programming error.
+    public var systemMonitor: SystemMonitorService {
+        get {
+            guard let service = storage[SystemMonitorKey.self] else { fatalError("configure(_:settings:) has not run") }
+            return service
+        }
+        set { storage[SystemMonitorKey.self] = newValue }
+    }
+}
+
+extension DatabaseLocation {
+    /// The folder whose disk the host collector measures: the SQLite file's folder, else the
+    /// working directory.
+    var dataDirectory: String {
+        if case .sqliteFile(let path) = self {
+            let folder = (path as NSString).deletingLastPathComponent
+            return folder.isEmpty ? "." : folder
+        }
+        return "."
+    }
+}
