@@ -15,6 +15,7 @@ struct AlertingTests {
     final class WebhookReceiver: Sendable {
         final class State: Sendable {
             let bodies = Mutex<[String]>([])
+            let paths = Mutex<[String]>([])
             let down = Mutex(false)
         }
         let app: Application
@@ -27,10 +28,13 @@ struct AlertingTests {
             app.http.server.configuration.hostname = "127.0.0.1"
             app.http.server.configuration.port = port
             app.logger.logLevel = .warning
-            app.post("hook") { [state] req async -> HTTPStatus in
-                if state.down.withLock({ $0 }) { return .serviceUnavailable }
-                state.bodies.withLock { $0.append(req.body.string ?? "") }
-                return .ok
+            for path in [["hook"], ["slack"], ["api", "v2", "alerts"]] {
+                app.post(path.map { PathComponent(stringLiteral: $0) }) { [state] req async -> HTTPStatus in
+                    if state.down.withLock({ $0 }) { return .serviceUnavailable }
+                    state.bodies.withLock { $0.append(req.body.string ?? "") }
+                    state.paths.withLock { $0.append(req.url.path) }
+                    return .ok
+                }
             }
             try await app.server.start()
         }
@@ -494,6 +498,76 @@ struct AlertingRateAbsenceTests {
             try await AlertingTests.point(app, "edm_test_heartbeat", 1, at: clock.now())
             _ = try await app.edm.alerting.evaluateOnce()
             #expect(try await status(absent) == .resolved)
+        }
+    }
+}
+
+@Suite("Alerting: channels, crash, meta-alert")
+struct AlertingChannelTests {
+    @Test("slack and alertmanager channels post their bodies; a resolve queued before a crash is delivered after the restart")
+    func channelsAndCrash() async throws {
+        let receiver = try await AlertingTests.WebhookReceiver()
+        let clock = ManualClock()
+        do {
+            try await withApp(.sqlite, clock: clock, sqliteFile: true) { app, settings in
+                _ = try await AlertingTests.createRule(app, [
+                    "name": "LoadHigh", "metric_name": "edm_system_load1", "condition_type": "threshold", "comparison_operator": ">",
+                    "threshold_value": 8, "time_window_minutes": 1, "severity": "warning",
+                    "notification_channels": [["type": "slack", "url": .string("http://127.0.0.1:\(receiver.port)/slack")],
+                                              ["type": "alertmanager", "url": .string("http://127.0.0.1:\(receiver.port)")]],
+                ])
+                try await AlertingTests.point(app, "edm_system_load1", 9, at: clock.now())
+                _ = try await app.edm.alerting.evaluateOnce()
+                #expect(try await app.edm.alerting.deliverOnce() == 2)
+                let paths = receiver.state.paths.withLock { $0 }.sorted()
+                #expect(paths == ["/api/v2/alerts", "/slack"])
+                let bodies = receiver.state.bodies.withLock { $0 }
+                let slack = try #require(bodies.first { $0.contains("attachments") })
+                #expect(slack.contains("FIRING"))
+                let am = try #require(bodies.first { $0.hasPrefix("[") })
+                let posted = try #require(try JSONSerialization.jsonObject(with: Data(am.utf8)) as? [[String: Any]])
+                #expect((posted.first?["labels"] as? [String: String])?["alertname"] == "LoadHigh")
+
+                // The condition clears and the resolve is queued; the process dies before delivering it.
+                clock.advance(by: 90)
+                _ = try await app.edm.alerting.evaluateOnce()
+                let restarted = try await Application.make(.testing)
+                do {
+                    try await configure(restarted, settings: settings, dependencies: .init(clock: clock))
+                    #expect(try await restarted.edm.alerting.deliverOnce() == 2)
+                } catch {
+                    try? await restarted.asyncShutdown()
+                    throw error
+                }
+                try await restarted.asyncShutdown()
+                #expect(receiver.state.paths.withLock { $0 }.count == 4)
+                #expect(receiver.state.bodies.withLock { $0 }.last { $0.contains("attachments") }?.contains("RESOLVED") == true)
+            }
+        } catch {
+            try? await receiver.stop()
+            throw error
+        }
+        try await receiver.stop()
+    }
+
+    @Test("while evaluation fails, /metrics reports the evaluator's meta-alert and health says degraded")
+    func metaAlert() async throws {
+        let clock = ManualClock()
+        try await withApp(.sqlite, clock: clock) { app, _ in
+            try await app.testing().test(.GET, "/metrics") { res in
+                #expect(res.body.string.contains("edm_alert_evaluation_failing 0"))
+            }
+            try await app.sql.raw("ALTER TABLE system_performance_metrics RENAME TO spm_away").run()
+            _ = try? await app.edm.alerting.evaluateOnceRecordingErrors()
+            try await app.sql.raw("ALTER TABLE spm_away RENAME TO system_performance_metrics").run()
+            try await app.testing().test(.GET, "/metrics") { res in
+                #expect(res.body.string.contains("edm_alert_evaluation_failing 1"))
+            }
+            try await app.testing().test(.GET, "/api/monitoring/health") { res in
+                struct H: Decodable { struct C: Decodable { var status: String }; var checks: [String: C] }
+                let health = try res.content.decode(H.self)
+                #expect(health.checks["evaluator"]?.status == "degraded")
+            }
         }
     }
 }

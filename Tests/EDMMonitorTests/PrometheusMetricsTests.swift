@@ -105,3 +105,26 @@ struct PrometheusMetricsTests {
         }
     }
 }
+
+@Suite("swift-metrics bridge")
+struct SwiftMetricsBridgeTests {
+    @Test("with swift-metrics bootstrapped on the app's swift-prometheus registry, Vapor's http metrics appear on /metrics, and promtool accepts it")
+    func vaporMetricsAppear() async throws {
+        try await withApp(.sqlite) { app, _ in
+            // The one bootstrap of this test process (swift-metrics allows one).
+            SwiftMetricsBridge.bootstrap(app.prometheusRegistry)
+            try await app.testing().test(.GET, "/api/users") { #expect($0.status == .ok) }
+            var text = ""
+            try await app.testing().test(.GET, "/metrics") { res in text = res.body.string }
+            #expect(text.contains("# TYPE edm_api_requests_total counter"))
+            #expect(text.contains("http_requests_total"), "\(text)")
+            if let promtool = PrometheusMetricsTests.promtool() {
+                let file = FileManager.default.temporaryDirectory.appendingPathComponent("edm-metrics-\(UUID()).txt")
+                try text.write(to: file, atomically: true, encoding: .utf8)
+                defer { try? FileManager.default.removeItem(at: file) }
+                let child = try ChildProcess("/bin/sh", ["-c", "exec \"$0\" check metrics < \"$1\"", promtool, file.path])
+                #expect(child.wait(timeout: 60) == 0, "promtool: \(child.stdout) \(child.stderr)")
+            }
+        }
+    }
+}

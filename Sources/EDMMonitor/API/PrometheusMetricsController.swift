@@ -9,17 +9,26 @@ import Vapor
 /// `edm_api_request_duration_seconds` histogram, `edm_api_error_rate_percent` gauge) and every
 /// point of the latest ``SystemMonitorService`` cycle (host, process, database, queue), as a
 /// counter when its name ends in `_total`, else a gauge. Before the first cycle only the API
-/// families are present.
+/// families are present. After them comes the swift-prometheus registry that swift-metrics
+/// reports into (``SwiftMetricsBridge``).
 struct PrometheusMetricsController: RouteCollection {
     func boot(routes: any RoutesBuilder) throws {
         routes.get("metrics", use: metrics)
     }
 
     @Sendable func metrics(_ req: Request) async throws -> Response {
-        let families = Self.families(api: req.application.apiMetrics, snapshot: req.application.systemMonitor.latestSnapshot)
-        let text: String
+        var families = Self.families(api: req.application.apiMetrics, snapshot: req.application.systemMonitor.latestSnapshot)
+        // The evaluator's meta-alert for an outside Prometheus: 1 while alert evaluation fails
+        // (the database is unreachable, so no alert of ours can fire or resolve meanwhile).
+        families.append(PrometheusMetricFamily(
+            name: "edm_alert_evaluation_failing", help: "1 when the last alert evaluation failed, else 0.", type: .gauge,
+            samples: [PrometheusSample(value: req.edm.alerting.lastEvaluationError == nil ? 0 : 1)]))
+        var text: String
         do {
             text = try PrometheusTextFormat.encode(families)
+            // Then whatever reports through swift-metrics (Vapor's http_* families once `serve`
+            // bootstrapped it), as swift-prometheus emits it; its names never collide with ours (edm_*).
+            text += Self.withHelp(req.application.prometheusRegistry.emitToString())
         } catch {
             req.logger.error("cannot expose metrics", metadata: ["error": "\(error)"])
             throw APIError(.internalServerError, .internalError, "the metrics cannot be exposed; see the server log")
@@ -27,6 +36,22 @@ struct PrometheusMetricsController: RouteCollection {
         var headers = HTTPHeaders()
         headers.replaceOrAdd(name: .contentType, value: PrometheusTextFormat.contentType)
         return Response(status: .ok, headers: headers, body: .init(string: text))
+    }
+
+    /// Adds a `# HELP` line before every `# TYPE` line that has none: metrics created through
+    /// swift-metrics (Vapor's `http_*`) carry no help text, which `promtool check metrics` flags.
+    static func withHelp(_ exposition: String) -> String {
+        var lines: [Substring] = []
+        for line in exposition.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("# TYPE ") {
+                let name = line.dropFirst("# TYPE ".count).split(separator: " ").first ?? ""
+                if !(lines.last?.hasPrefix("# HELP \(name) ") ?? false) {
+                    lines.append("# HELP \(name) Reported through swift-metrics (by Vapor or another library).")
+                }
+            }
+            lines.append(line)
+        }
+        return lines.joined(separator: "\n")
     }
 
     /// `# HELP` texts of the collectors' metrics; others get a generic text naming the unit.

@@ -89,6 +89,7 @@ struct ServeCommand: AsyncParsableCommand {
             try verifyRoutes(app)
             let routes = RouteCatalog.registered(app)
             logger.info("routes registered", metadata: ["count": "\(routes.count)", "routes": .array(routes.map { .string($0) })])
+            SwiftMetricsBridge.bootstrap(app.prometheusRegistry)
             let services = app.edm
             app.lifecycle.use(BackgroundLoop { await services.scheduler.run() })
             app.lifecycle.use(BackgroundLoop { await services.taskMonitor.run() })
