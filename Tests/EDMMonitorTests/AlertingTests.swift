@@ -571,3 +571,35 @@ struct AlertingChannelTests {
         }
     }
 }
+
+@Suite("Alerting: history retention")
+struct AlertHistoryRetentionTests {
+    @Test("resolved episodes older than the alert-history retention (90 days) are deleted; open and recent ones stay")
+    func retention() async throws {
+        let clock = ManualClock()
+        try await withApp(.sqlite, clock: clock) { app, _ in
+            let rule = try #require(try await AlertRule.query(on: app.db).first())
+            func episode(status: AlertHistory.Status, triggered: Double, resolved: Double?) async throws -> UUID {
+                let h = AlertHistory()
+                h.$rule.id = try rule.requireID()
+                h.triggeredAt = clock.now().addingTimeInterval(triggered * 86_400)
+                h.resolvedAt = resolved.map { clock.now().addingTimeInterval($0 * 86_400) }
+                h.status = status
+                h.message = "m"
+                h.fingerprint = "f"
+                h.tags = [:]
+                h.createdAt = h.triggeredAt
+                try await h.create(on: app.db)
+                return try h.requireID()
+            }
+            let old = try await episode(status: .resolved, triggered: -100, resolved: -95)
+            let recent = try await episode(status: .resolved, triggered: -10, resolved: -9)
+            let open = try await episode(status: .active, triggered: -200, resolved: nil)
+            let report = try await app.metricStore.cleanup(on: app.db)
+            #expect(report.alerts == 1)
+            #expect(try await AlertHistory.find(old, on: app.db) == nil)
+            #expect(try await AlertHistory.find(recent, on: app.db) != nil)
+            #expect(try await AlertHistory.find(open, on: app.db) != nil)
+        }
+    }
+}

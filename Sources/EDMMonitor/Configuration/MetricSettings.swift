@@ -9,6 +9,7 @@ import Foundation
 /// | `EDM_METRICS_ROLLUP_1H_RETENTION_DAYS` | `400` | 1-hour rollups |
 /// | `EDM_METRICS_CLEANUP_INTERVAL_SECONDS` | `600` | how often `serve` deletes what is older |
 /// | `EDM_SYSTEM_MONITOR_INTERVAL_SECONDS` | `15` | how often `serve` collects host, process, database and queue figures |
+/// | `EDM_ALERT_HISTORY_RETENTION_DAYS` | `90` | resolved alert episodes and their notification log |
 ///
 /// Days may be fractional (`0.5`); every value must be a finite number > 0, and the retentions
 /// must not shrink with coarser resolution (raw ≤ 1m ≤ 1h), else a chart would find data at fine
@@ -24,6 +25,8 @@ public struct MetricSettings: Sendable, Equatable {
     public var cleanupIntervalSeconds: Double
     /// Seconds between system monitor cycles.
     public var collectorIntervalSeconds: Double = 15
+    /// Resolved alert history retention, days.
+    public var alertHistoryRetentionDays: Double = 90
 
     /// The defaults of the table above.
     public static let defaults = MetricSettings(rawRetentionDays: 7, minuteRollupRetentionDays: 30, hourRollupRetentionDays: 400, cleanupIntervalSeconds: 600)
@@ -38,8 +41,10 @@ public struct MetricSettings: Sendable, Equatable {
 
     /// The store configuration these settings describe.
     public var storeConfiguration: MetricStoreConfiguration {
-        MetricStoreConfiguration(rawRetention: rawRetentionDays * 86_400, minuteRollupRetention: minuteRollupRetentionDays * 86_400,
-                                 hourRollupRetention: hourRollupRetentionDays * 86_400, cleanupInterval: cleanupIntervalSeconds)
+        var configuration = MetricStoreConfiguration(rawRetention: rawRetentionDays * 86_400, minuteRollupRetention: minuteRollupRetentionDays * 86_400,
+                                                     hourRollupRetention: hourRollupRetentionDays * 86_400, cleanupInterval: cleanupIntervalSeconds)
+        configuration.alertHistoryRetention = alertHistoryRetentionDays * 86_400
+        return configuration
     }
 
     /// Reads the variables of the table above from `environment`; unset or empty ones keep
@@ -59,6 +64,7 @@ public struct MetricSettings: Sendable, Equatable {
         try number("EDM_METRICS_ROLLUP_1H_RETENTION_DAYS", \.hourRollupRetentionDays)
         try number("EDM_METRICS_CLEANUP_INTERVAL_SECONDS", \.cleanupIntervalSeconds)
         try number("EDM_SYSTEM_MONITOR_INTERVAL_SECONDS", \.collectorIntervalSeconds)
+        try number("EDM_ALERT_HISTORY_RETENTION_DAYS", \.alertHistoryRetentionDays)
         if settings.minuteRollupRetentionDays < settings.rawRetentionDays {
             throw SettingsError(setting: "EDM_METRICS_ROLLUP_1M_RETENTION_DAYS", value: "\(settings.minuteRollupRetentionDays)",
                                 reason: "shorter than the raw retention (\(settings.rawRetentionDays) days)", accepted: "at least EDM_METRICS_RAW_RETENTION_DAYS")

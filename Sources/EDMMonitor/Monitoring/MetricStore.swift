@@ -65,6 +65,9 @@ public struct MetricStoreConfiguration: Sendable, Equatable {
     /// that would read more is refused with ``MetricQueryError/tooManyRows(limit:)`` rather than
     /// exhausting memory.
     public var maxRawRowsPerQuery: Int = 1_000_000
+    /// Resolved alert episodes (and their notification log) older than this are deleted
+    /// (default 90 days, the seed's alert-history retention); open episodes are never deleted.
+    public var alertHistoryRetention: TimeInterval = 90 * 86_400
 
     /// Defaults listed on each property.
     public init(rawRetention: TimeInterval = 7 * 86_400, minuteRollupRetention: TimeInterval = 30 * 86_400,

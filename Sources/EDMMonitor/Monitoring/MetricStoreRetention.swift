@@ -14,6 +14,8 @@ extension MetricStore {
         public var minute: Int
         /// 1-hour rollup rows deleted.
         public var hour: Int
+        /// Resolved alert episodes deleted.
+        public var alerts: Int = 0
     }
 
     /// Deletes raw points older than ``MetricStoreConfiguration/rawRetention`` and rollup rows
@@ -34,7 +36,28 @@ extension MetricStore {
                                            than: now.addingTimeInterval(-configuration.minuteRollupRetention), sql: sql)
         let hour = try await deleteOlder(in: MetricRollupTable.hour.schema, column: "bucket_start",
                                          than: now.addingTimeInterval(-configuration.hourRollupRetention), sql: sql)
-        return CleanupReport(raw: raw, minute: minute, hour: hour)
+        let alerts = try await deleteResolvedAlerts(before: now.addingTimeInterval(-configuration.alertHistoryRetention), sql: sql)
+        return CleanupReport(raw: raw, minute: minute, hour: hour, alerts: alerts)
+    }
+
+    private struct UUIDRow: Decodable { var id: UUID }
+
+    /// Deletes resolved alert episodes resolved before `cutoff`, in bounded batches (their
+    /// notifications go with them, ON DELETE CASCADE).
+    private func deleteResolvedAlerts(before cutoff: Date, sql: any SQLDatabase) async throws -> Int {
+        let batch = max(1, configuration.cleanupBatchSize)
+        var deleted = 0
+        while true {
+            let ids = try await sql.raw("""
+                SELECT id FROM alert_histories WHERE status = 'resolved' AND resolved_at < \(bind: cutoff) ORDER BY resolved_at LIMIT \(literal: batch)
+                """).all(decoding: UUIDRow.self).map(\.id)
+            if ids.isEmpty { break }
+            try await sql.raw("DELETE FROM alert_histories WHERE id IN (\(binds: ids))").run()
+            deleted += ids.count
+            if ids.count < batch { break }
+            await Task.yield()
+        }
+        return deleted
     }
 
     private struct IDRow: Decodable { var id: Int }
