@@ -603,3 +603,45 @@ struct AlertHistoryRetentionTests {
         }
     }
 }
+
+@Suite("Alerting: hysteresis and keep_firing through the database")
+struct AlertingHysteresisTests {
+    @Test("fire above 90, resolve only below 80; keep_firing holds a firing alert for 2 minutes after the condition clears", arguments: TestDatabase.enabled)
+    func hysteresisAndKeepFiring(_ db: TestDatabase) async throws {
+        let t0 = try #require(APIJSON.parse("2026-03-09T10:00:00Z"))
+        let clock = ManualClock(start: t0)
+        try await withApp(db, clock: clock) { app, _ in
+            let hysteresis = try await AlertingTests.createRule(app, [
+                "name": "CPU", "metric_name": "edm_test_cpu", "condition_type": "threshold", "comparison_operator": ">",
+                "threshold_value": 90, "resolve_threshold": 80, "time_window_minutes": 1, "severity": "warning",
+            ])
+            let keep = try await AlertingTests.createRule(app, [
+                "name": "Errors", "metric_name": "edm_test_errors", "condition_type": "threshold", "comparison_operator": ">",
+                "threshold_value": 5, "keep_firing_minutes": 2, "time_window_minutes": 1, "severity": "warning",
+            ])
+            func state(_ rule: UUID) async throws -> String {
+                try await AlertInstanceRow.all(on: app.sql).first { $0.rule_id == rule }?.decodedState.name ?? "inactive"
+            }
+            // t, cpu, errors → expected CPU state, Errors state
+            let steps: [(Double, Double, Double, String, String)] = [
+                (0, 95, 9, "firing", "firing"),
+                (30, 85, 1, "firing", "firing"),     // below 90 but above 80: still firing; errors clear, kept
+                (60, 82, 1, "firing", "firing"),
+                (120, 79, 1, "resolved", "firing"),  // below 80: resolves; errors clear for 90 s < 120 s
+                (150, 85, 1, "inactive", "resolved"),// 85 does not re-fire (needs > 90); errors clear for 120 s
+            ]
+            for (t, cpu, errors, cpuState, errorState) in steps {
+                clock.set(t0.addingTimeInterval(t))
+                try await AlertingTests.point(app, "edm_test_cpu", cpu, at: clock.now())
+                try await AlertingTests.point(app, "edm_test_errors", errors, at: clock.now())
+                _ = try await app.edm.alerting.evaluateOnce()
+                #expect(try await state(hysteresis) == cpuState, "CPU at t=\(t)")
+                #expect(try await state(keep) == errorState, "Errors at t=\(t)")
+            }
+            let cpuHistory = try #require(try await AlertHistory.query(on: app.db).filter(\.$rule.$id == hysteresis).first())
+            #expect(cpuHistory.resolvedAt == t0.addingTimeInterval(120))
+            let errorHistory = try #require(try await AlertHistory.query(on: app.db).filter(\.$rule.$id == keep).first())
+            #expect(errorHistory.resolvedAt == t0.addingTimeInterval(150))
+        }
+    }
+}
