@@ -199,7 +199,7 @@ public enum EDMMonitorCLI {
                 let message = EDMMonitorCommand.message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid arguments"
                 return fail("\(message) (see edm-monitor --help)", status: 2)
             }
-            return fail(oneLine(error), status: 1)
+            return fail(DatabaseErrorText.describe(error), status: 1)
         }
     }
 
@@ -209,8 +209,4 @@ public enum EDMMonitorCLI {
         return status
     }
 
-    /// A runtime error as one line, database drivers' errors made readable.
-    private static func oneLine(_ error: any Error) -> String {
-        DatabaseErrorText.describe(error)
-    }
 }

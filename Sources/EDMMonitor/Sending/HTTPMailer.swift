@@ -33,8 +33,7 @@ public struct HTTPMailer: Mailer {
         self.client = client
         self.timeout = timeout
         let source = settings.bodyTemplate ?? Self.defaultBody
-        // Values are escaped as JSON string content, not HTML.
-        MustacheContentTypes.register(JSONStringContentType(), named: "JSON_STRING")
+        _ = Self.registerContentType
         self.template = try MustacheTemplate(string: "{{% CONTENT_TYPE: JSON_STRING}}" + source)
     }
 
@@ -71,6 +70,12 @@ public struct HTTPMailer: Mailer {
     }
 
     public func close() async {}
+
+    /// Registers the `JSON_STRING` content type (values escaped as JSON string content, not
+    /// HTML) in swift-mustache's process-wide table, once.
+    private static let registerContentType: Void = {
+        MustacheContentTypes.register(JSONStringContentType(), named: "JSON_STRING")
+    }()
 
     /// Hides the configured header values (credentials) in text from the provider, which some
     /// providers echo back in error bodies.

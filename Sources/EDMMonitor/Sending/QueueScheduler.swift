@@ -88,6 +88,9 @@ public final class QueueScheduler: Sendable {
     let heartbeat: SchedulerHeartbeat
     private let cache = Mutex<[UUID: CachedMailer]>([:])
     private let failureStreak = Mutex(0)
+    /// Compiled templates by task: parsing three Mustache templates per message would put the
+    /// parser on the hot path. Task templates never change after creation.
+    private let templates = Mutex<[UUID: MessageTemplates]>([:])
 
     struct CachedMailer: Sendable {
         var version: Date?
@@ -346,7 +349,7 @@ public final class QueueScheduler: Sendable {
     func render(_ claim: Claim, service: EmailService) -> OutgoingEmail {
         let subtask = claim.subtask, task = claim.task
         let rendered: (subject: String, text: String, html: String?)
-        if let templates = try? MessageTemplates(subject: task.subjectTemplate, text: task.textTemplate, html: task.htmlTemplate) {
+        if let templates = compiledTemplates(of: task) {
             rendered = templates.render(email: subtask.recipientEmail, name: subtask.recipientName, variables: subtask.variables)
         } else {
             rendered = (task.subjectTemplate, task.textTemplate, task.htmlTemplate)
@@ -358,6 +361,18 @@ public final class QueueScheduler: Sendable {
             headers: ["X-EDM-Task-ID": task.id?.uuidString.lowercased() ?? ""],
             taskID: task.id ?? UUID(), subtaskID: subtask.id ?? UUID(), variables: subtask.variables
         )
+    }
+
+    /// The task's compiled templates, cached (at most 1,000 tasks; the cache is emptied when full).
+    func compiledTemplates(of task: TaskRecord) -> MessageTemplates? {
+        guard let id = task.id else { return nil }
+        if let cached = templates.withLock({ $0[id] }) { return cached }
+        guard let compiled = try? MessageTemplates(subject: task.subjectTemplate, text: task.textTemplate, html: task.htmlTemplate) else { return nil }
+        templates.withLock { cache in
+            if cache.count >= 1_000 { cache.removeAll() }
+            cache[id] = compiled
+        }
+        return compiled
     }
 
     /// The cached mailer of `service`, made anew when the service's settings changed.

@@ -1,8 +1,7 @@
 import Foundation
-import Logging
 
-/// What the scheduler reports about a task's lifecycle. The task-monitoring component
-/// implements it to record `task_processing_metrics`; until then ``LoggingTaskMonitor`` logs.
+/// What the scheduler reports about a task's lifecycle; ``TaskMonitorService`` implements it to
+/// record `task_processing_metrics` (tests substitute a recorder).
 ///
 /// Hooks are called after the state change they report is committed, never inside a
 /// transaction, and must not throw: a monitoring failure never breaks sending (STYLE.md §8).
@@ -17,33 +16,4 @@ public protocol TaskMonitorHooks: Sendable {
     func completed(taskID: UUID, userID: UUID, sent: Int, failed: Int, total: Int, at: Date) async
     /// The task failed (every subtask failed, or it was failed by hand) for `reason`.
     func failed(taskID: UUID, userID: UUID, reason: String, at: Date) async
-}
-
-/// Logs task lifecycle events at `info` (progress at `debug`).
-public struct LoggingTaskMonitor: TaskMonitorHooks {
-    let logger: Logger
-
-    public init(logger: Logger = Logger(label: "edm.tasks")) {
-        self.logger = logger
-    }
-
-    public func taskCreated(taskID: UUID, userID: UUID, totalSubtasks: Int, at: Date) async {
-        logger.info("task created", metadata: ["task_id": "\(taskID)", "total": "\(totalSubtasks)"])
-    }
-
-    public func firstSent(taskID: UUID, userID: UUID, waitSeconds: Double, totalSubtasks: Int, at: Date) async {
-        logger.info("task sent its first email", metadata: ["task_id": "\(taskID)", "wait_seconds": "\(waitSeconds)"])
-    }
-
-    public func progress(taskID: UUID, userID: UUID, sent: Int, failed: Int, total: Int, at: Date) async {
-        logger.debug("task progress", metadata: ["task_id": "\(taskID)", "sent": "\(sent)", "failed": "\(failed)", "total": "\(total)"])
-    }
-
-    public func completed(taskID: UUID, userID: UUID, sent: Int, failed: Int, total: Int, at: Date) async {
-        logger.info("task completed", metadata: ["task_id": "\(taskID)", "sent": "\(sent)", "failed": "\(failed)", "total": "\(total)"])
-    }
-
-    public func failed(taskID: UUID, userID: UUID, reason: String, at: Date) async {
-        logger.warning("task failed", metadata: ["task_id": "\(taskID)", "reason": "\(reason)"])
-    }
 }
