@@ -68,6 +68,7 @@ let package = Package(
                 "EDMMonitor",
                 "EDMMonitorCore",
                 .product(name: "VaporTesting", package: "vapor"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
         .testTarget(

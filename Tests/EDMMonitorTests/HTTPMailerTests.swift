@@ -32,6 +32,10 @@ struct HTTPMailerTests {
                     return response
                 }
             }
+            // A redirect to a path of its own that must never be requested.
+            app.post("send", "moved") { _ in
+                Response(status: .found, headers: ["Location": "http://127.0.0.1:\(self.port)/send/ok"])
+            }
             try await app.server.start()
         }
 
@@ -39,6 +43,38 @@ struct HTTPMailerTests {
             await app.server.shutdown()
             try await app.asyncShutdown()
         }
+    }
+
+    @Test("a redirect is not followed: a permanent failure naming where it pointed, and the target is never called")
+    func redirectNotFollowed() async throws {
+        let receiver = try await Receiver()
+        do {
+            try await withApp(.sqlite) { app, _ in
+                let mailer = try HTTPMailer(settings: .init(endpointURL: "http://127.0.0.1:\(receiver.port)/send/moved"), client: app.http.client.shared)
+                let email = OutgoingEmail(fromAddress: "news@example.com", fromName: nil, toAddress: "a@example.com", toName: nil,
+                                          subject: "s", textBody: "t", htmlBody: nil, headers: [:], taskID: UUID(), subtaskID: UUID())
+                guard case .permanentFailure(let reason) = await mailer.send(email) else { Issue.record("a redirect must fail the message"); return }
+                #expect(reason.contains("HTTP 302") && reason.contains("redirects are not followed") && reason.contains("/send/ok"), "\(reason)")
+                #expect(receiver.recorded.requests.withLock { $0.isEmpty })
+            }
+        } catch {
+            try await receiver.stop()
+            throw error
+        }
+        try await receiver.stop()
+    }
+
+    @Test("a refused address is refused again right before sending (a service stored before the rules, or a name resolving to it)")
+    func refusedBeforeSending() async throws {
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        let email = OutgoingEmail(fromAddress: "news@example.com", fromName: nil, toAddress: "a@example.com", toName: nil,
+                                  subject: "s", textBody: "t", htmlBody: nil, headers: [:], taskID: UUID(), subtaskID: UUID())
+        for url in ["http://169.254.169.254/latest/meta-data/", "http://2852039166/", "http://[::ffff:169.254.169.254]/"] {
+            let mailer = try HTTPMailer(settings: .init(endpointURL: url), client: client)
+            guard case .permanentFailure(let reason) = await mailer.send(email) else { Issue.record("\(url) must be refused"); continue }
+            #expect(reason.contains("refused by the outbound policy"), "\(reason)")
+        }
+        try await client.shutdown()
     }
 
     @Test("2xx is sent with the provider's id; 429 and 5xx are temporary; other 4xx permanent; the body is valid JSON")

@@ -199,6 +199,8 @@ struct APIErrorMiddleware: AsyncMiddleware {
             response.body = .init(string: #"{"error":{"code":"internal","message":"internal error","details":[]}}"#)
             response.headers.contentType = .json
         }
+        // RFC 6750 §3: a 401 names the scheme the client should use.
+        if error.status == .unauthorized { response.headers.replaceOrAdd(name: .wwwAuthenticate, value: #"Bearer realm="edm-monitor""#) }
         return response
     }
 }

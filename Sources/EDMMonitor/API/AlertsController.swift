@@ -86,7 +86,8 @@ struct AlertsController: RouteCollection {
             comparison_operator = r.comparisonOperator?.rawValue
             time_window_minutes = r.timeWindowMinutes
             severity = r.severity.rawValue
-            notification_channels = r.notificationChannels
+            // Webhook URLs can carry credentials: write-only, shown redacted.
+            notification_channels = OutboundURL.redactedChannels(r.notificationChannels)
             is_active = r.isActive
             tag_matchers = r.tagMatchers
             aggregation = r.aggregation
@@ -104,7 +105,7 @@ struct AlertsController: RouteCollection {
     }
 
     /// Validates `body` and applies it to `rule`; lists every bad field (400).
-    static func apply(_ body: RuleBody, to rule: AlertRule, creating: Bool) throws {
+    static func apply(_ body: RuleBody, to rule: AlertRule, creating: Bool, outbound: OutboundPolicy) throws {
         var details: [APIErrorDetail] = []
         func required<T>(_ value: T?, _ field: String) -> T? {
             if value == nil && creating { details.append(.init(field: field, reason: "is required")) }
@@ -149,7 +150,7 @@ struct AlertsController: RouteCollection {
                     details.append(.init(field: "notification_channels[\(i)].type", reason: "must be one of " + AlertChannel.Kind.allCases.map(\.rawValue).joined(separator: ", ")))
                     continue
                 }
-                for problem in channel.problems() { details.append(.init(field: "notification_channels[\(i)].\(problem.field)", reason: problem.reason)) }
+                for problem in channel.problems(outbound: outbound) { details.append(.init(field: "notification_channels[\(i)].\(problem.field)", reason: problem.reason)) }
             }
             rule.notificationChannels = channels
         } else if creating {
@@ -211,7 +212,7 @@ struct AlertsController: RouteCollection {
 
     @Sendable func createRule(_ req: Request) async throws -> Response {
         let rule = AlertRule()
-        try Self.apply(try req.content.decode(RuleBody.self), to: rule, creating: true)
+        try Self.apply(try req.content.decode(RuleBody.self), to: rule, creating: true, outbound: req.edm.outbound)
         try await Self.ensureUniqueName(rule, on: req.db)
         rule.createdAt = req.edm.clock.now()
         rule.updatedAt = rule.createdAt
@@ -237,7 +238,7 @@ struct AlertsController: RouteCollection {
 
     @Sendable func updateRule(_ req: Request) async throws -> RuleDTO {
         let rule = try await findRule(req)
-        try Self.apply(try req.content.decode(RuleBody.self), to: rule, creating: false)
+        try Self.apply(try req.content.decode(RuleBody.self), to: rule, creating: false, outbound: req.edm.outbound)
         try await Self.ensureUniqueName(rule, on: req.db)
         rule.updatedAt = req.edm.clock.now()
         try await rule.save(on: req.db)

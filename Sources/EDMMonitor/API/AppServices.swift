@@ -13,6 +13,12 @@ public struct AppServices: Sendable {
     public var taskMonitor: TaskMonitorService
     /// Alert evaluation and notification delivery (its loops are started by `serve`).
     public var alerting: AlertManagerService
+    /// The run-time monitoring configuration, applied to the monitors.
+    public var monitoring: MonitoringService
+    /// What outbound HTTP requests (mailers, webhooks) may reach.
+    public var outbound: OutboundPolicy
+    /// Whether the API requires tokens (remembered once it does).
+    public var authentication = AuthenticationState()
 }
 
 extension Application {

@@ -135,7 +135,7 @@ struct EmailServicesController: RouteCollection {
         service.usedQuota = 0
         service.isFrozen = false
         service.consecutiveFailures = 0
-        try Self.apply(body, to: service, creating: true)
+        try Self.apply(body, to: service, creating: true, outbound: req.edm.outbound)
         service.createdAt = req.edm.clock.now()
         service.updatedAt = service.createdAt
         try await Self.saveHandlingConflicts(service, on: req.db)
@@ -156,7 +156,7 @@ struct EmailServicesController: RouteCollection {
     @Sendable func update(_ req: Request) async throws -> ServiceDTO {
         let service = try await find(req)
         let body = try req.content.decode(WriteBody.self)
-        try Self.apply(body, to: service, creating: false)
+        try Self.apply(body, to: service, creating: false, outbound: req.edm.outbound)
         // `updated_at` versions the settings: the scheduler rebuilds the service's mailer.
         service.updatedAt = req.edm.clock.now()
         try await Self.saveHandlingConflicts(service, on: req.db)
@@ -207,7 +207,7 @@ struct EmailServicesController: RouteCollection {
     /// Validates `body` and applies it to `service`. On create the required fields must be present.
     /// - Throws: ``APIError`` 400 listing every bad field; `service` is then left partly changed,
     ///   and the caller does not save it.
-    static func apply(_ body: WriteBody, to service: EmailService, creating: Bool) throws {
+    static func apply(_ body: WriteBody, to service: EmailService, creating: Bool, outbound: OutboundPolicy) throws {
         var details: [APIErrorDetail] = []
         func require<T>(_ value: T?, _ field: String) -> T? {
             if value == nil && creating { details.append(.init(field: field, reason: "is required")) }
@@ -313,7 +313,7 @@ struct EmailServicesController: RouteCollection {
             if creating && body.http == nil { details.append(.init(field: "http", reason: "is required for provider http")) }
             let old = config.http
             let endpoint = body.http?.endpoint_url ?? old?.endpointURL ?? ""
-            if let problem = OutboundURL.problem(endpoint) {
+            if let problem = outbound.problem(url: endpoint) {
                 details.append(.init(field: "http.endpoint_url", reason: problem))
             }
             let headers = body.http?.headers ?? old?.headers ?? [:]
@@ -343,22 +343,6 @@ struct EmailServicesController: RouteCollection {
 
 /// Checks and redaction of URLs the server calls (HTTP mailer endpoints, alert webhooks).
 enum OutboundURL {
-    /// Why `text` may not be called, or `nil`: only http(s) URLs with a host; link-local
-    /// addresses (169.254.0.0/16, fe80::/10: where cloud metadata services answer) and known
-    /// metadata host names are refused, so a rule or a service cannot be turned into a way to
-    /// read the host's cloud credentials.
-    static func problem(_ text: String) -> String? {
-        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme),
-              let host = url.host?.lowercased(), !host.isEmpty else {
-            return "must be an http or https URL"
-        }
-        let bare = host.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
-        if bare.hasPrefix("169.254.") || bare.hasPrefix("fe80:") || ["metadata.google.internal", "metadata", "instance-data"].contains(bare) {
-            return "link-local and cloud metadata addresses are refused"
-        }
-        return nil
-    }
-
     /// `text` with any user-info password and every query value replaced by `***`.
     static func redacted(_ text: String) -> String {
         guard var components = URLComponents(string: text) else { return DatabaseLocation.redactPassword(in: text) }
@@ -367,6 +351,34 @@ enum OutboundURL {
             components.queryItems = items.map { URLQueryItem(name: $0.name, value: $0.value == nil ? nil : "***") }
         }
         return components.string ?? "<unparsable URL>"
+    }
+
+    /// A notification channel's URL as responses show it: ``redacted(_:)``, and the path hidden
+    /// (`/***`) for Slack (an incoming-webhook URL's path is its secret) and, for webhooks, every
+    /// path segment of 16 or more characters (the usual shape of an embedded token).
+    static func redactedChannelURL(_ text: String, kind: String) -> String {
+        let base = redacted(text)
+        guard var components = URLComponents(string: base), !components.path.isEmpty, components.path != "/" else { return base }
+        switch kind {
+        case "slack":
+            components.path = "/***"
+        case "webhook":
+            components.path = components.path.split(separator: "/", omittingEmptySubsequences: false)
+                .map { $0.count >= 16 ? "***" : String($0) }.joined(separator: "/")
+        default:
+            break
+        }
+        return components.string ?? base
+    }
+
+    /// `channels` with every URL passed through ``redactedChannelURL(_:kind:)``.
+    static func redactedChannels(_ channels: [JSONValue]) -> [JSONValue] {
+        channels.map { channel in
+            guard case .object(var object) = channel, case .string(let url)? = object["url"] else { return channel }
+            let kind: String = if case .string(let type)? = object["type"] { type } else { "" }
+            object["url"] = .string(redactedChannelURL(url, kind: kind))
+            return .object(object)
+        }
     }
 }
 

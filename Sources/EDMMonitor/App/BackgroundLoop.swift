@@ -23,3 +23,14 @@ final class BackgroundLoop: LifecycleHandler, Sendable {
         await running?.value
     }
 }
+
+/// Sleeps until `interval()` seconds have passed since `start`, re-reading `interval` at least
+/// once a second, so a loop waiting out a long interval notices a shorter one (a run-time
+/// configuration change) within a second. Returns early when the task is cancelled.
+func sleepUntilDue(since start: ContinuousClock.Instant, interval: () -> Double) async {
+    while !Task.isCancelled {
+        let remaining = start.advanced(by: .seconds(interval())) - ContinuousClock.now
+        guard remaining > .zero else { return }
+        try? await Task.sleep(for: min(remaining, .seconds(1)))
+    }
+}

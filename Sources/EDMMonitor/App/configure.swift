@@ -38,7 +38,8 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     // Our error body replaces Vapor's `{"error":true,"reason":…}`; requests are logged at
     // debug so that a busy API does not flood the log at the default level.
     app.middleware = Middlewares()
-    app.middleware.use(RouteLoggingMiddleware(logLevel: .debug))
+    // Outermost: the request id is set before anything logs, and echoed on every response.
+    app.middleware.use(RequestIDMiddleware())
     app.middleware.use(APIErrorMiddleware())
     // Inside the error middleware: sees thrown errors and records the status they will get.
     app.apiMetrics = APIMetricsRecorder(clock: dependencies.clock)
@@ -48,6 +49,11 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     ContentConfiguration.global.use(encoder: APIJSON.encoder(), for: .json)
     ContentConfiguration.global.use(decoder: APIJSON.decoder(), for: .json)
 
+    // Outbound requests never follow redirects (OutboundPolicy rule 3); set before the shared
+    // client is first made.
+    app.http.client.configuration.redirectConfiguration = .disallow
+    let outbound = OutboundPolicy(allowedHosts: settings.outboundAllowedHosts)
+
     try DatabaseSetup.register(settings.database, on: app)
     app.migrations.add(AppMigrations.all)
 
@@ -55,13 +61,22 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     app.metricStore = MetricStore(clock: dependencies.clock, configuration: settings.metrics.storeConfiguration)
     let taskMonitor = TaskMonitorService(database: { [unowned app] in app.db }, clock: dependencies.clock, heartbeat: heartbeat, store: app.metricStore)
     let hooks = dependencies.taskHooks ?? taskMonitor
-    let mailers = dependencies.mailers ?? DefaultMailerFactory(httpClient: app.http.client.shared)
+    let mailers = dependencies.mailers ?? DefaultMailerFactory(httpClient: app.http.client.shared, outbound: outbound)
     let scheduler = QueueScheduler(
         database: { [unowned app] in app.db }, clock: dependencies.clock, configuration: dependencies.scheduler,
         mailers: mailers, hooks: hooks, heartbeat: heartbeat
     )
-    let alerting = AlertManagerService(database: { [unowned app] in app.db }, clock: dependencies.clock, httpClient: app.http.client.shared, mailers: mailers)
-    app.edm = AppServices(clock: dependencies.clock, taskHooks: hooks, scheduler: scheduler, taskMonitor: taskMonitor, alerting: alerting)
+    let alerting = AlertManagerService(database: { [unowned app] in app.db }, clock: dependencies.clock, httpClient: app.http.client.shared, mailers: mailers, outbound: outbound)
+    app.systemMonitor = SystemMonitorService(
+        collectors: SystemMonitorService.standardCollectors(database: { [unowned app] in app.db }, dataDirectory: settings.database.dataDirectory)
+            + [APICollector(recorder: app.apiMetrics)],
+        store: app.metricStore, database: { [unowned app] in app.db }, clock: dependencies.clock, interval: settings.metrics.collectorIntervalSeconds
+    )
+    let monitoring = MonitoringService(
+        database: { [unowned app] in app.db }, clock: dependencies.clock, startup: MonitoringConfig(settings: settings.metrics),
+        taskMonitor: taskMonitor, systemMonitor: app.systemMonitor, alerting: alerting, store: app.metricStore
+    )
+    app.edm = AppServices(clock: dependencies.clock, taskHooks: hooks, scheduler: scheduler, taskMonitor: taskMonitor, alerting: alerting, monitoring: monitoring, outbound: outbound)
 
     let checker = HealthChecker(clock: dependencies.clock, startedAt: dependencies.clock.now(), alerting: alerting)
     try app.register(collection: HealthController(checker: checker))
@@ -71,13 +86,12 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     try app.register(collection: TaskMonitoringController())
     try app.register(collection: AlertsController())
     try app.register(collection: SilencesController())
-    app.systemMonitor = SystemMonitorService(
-        collectors: SystemMonitorService.standardCollectors(database: { [unowned app] in app.db }, dataDirectory: settings.database.dataDirectory)
-            + [APICollector(recorder: app.apiMetrics)],
-        store: app.metricStore, database: { [unowned app] in app.db }, clock: dependencies.clock, interval: settings.metrics.collectorIntervalSeconds
-    )
     try app.register(collection: PerformanceMetricsController())
     try app.register(collection: PrometheusMetricsController())
+    try app.register(collection: MonitoringConfigController())
+    try app.register(collection: TokensController())
+    // Last: wraps every route registered above with its access check (RoutePolicy).
+    RoutePolicy.apply(to: app, metricsRequireToken: settings.metrics.metricsRequireToken)
 }
 
 /// Applies the database settings, runs pending migrations and checks the schema.
@@ -112,6 +126,8 @@ public enum RouteCatalog {
         "POST /api/monitoring/silences/:id/expire",
         "POST /api/monitoring/performance-metrics", "GET /api/monitoring/performance-metrics", "GET /api/monitoring/metric-names",
         "GET /api/monitoring/system-health", "GET /metrics",
+        "GET /api/monitoring/config", "PUT /api/monitoring/config", "GET /api/monitoring/config/changes",
+        "POST /api/tokens", "GET /api/tokens", "GET /api/tokens/:id", "POST /api/tokens/:id/revoke",
     ]
 
     /// `METHOD /path` of every route registered on `app`, sorted by path then method.
@@ -125,11 +141,15 @@ public enum RouteCatalog {
     }
 }
 
-/// Checks that every route of ``RouteCatalog/required`` is registered.
-/// - Throws: ``StartupError`` naming the first missing route.
+/// Checks that every route of ``RouteCatalog/required`` is registered and that every
+/// registered route has its access check (``RoutePolicy``).
+/// - Throws: ``StartupError`` naming the first missing or unchecked route.
 public func verifyRoutes(_ app: Application) throws {
     let registered = Set(RouteCatalog.registered(app))
     if let missing = RouteCatalog.required.first(where: { !registered.contains($0) }) {
         throw StartupError("route \(missing) is not registered; this build is broken, report it")
+    }
+    if let unchecked = app.routes.all.first(where: { $0.userInfo[RoutePolicy.accessKey] == nil }) {
+        throw StartupError("route \(unchecked.method.rawValue) /\(unchecked.path.map(\.description).joined(separator: "/")) has no access check; this build is broken, report it")
     }
 }

@@ -38,7 +38,7 @@ public struct EDMMonitorCommand: AsyncParsableCommand {
         commandName: "edm-monitor",
         abstract: "Runs and watches an email-marketing (EDM) sending platform.",
         version: EDMMonitorVersion.current,
-        subcommands: [ServeCommand.self, MigrateCommand.self, RoutesCommand.self, TaskCommand.self, ServiceCommand.self, UserCommand.self]
+        subcommands: [ServeCommand.self, MigrateCommand.self, RoutesCommand.self, TaskCommand.self, ServiceCommand.self, UserCommand.self, TokenCommand.self]
     )
 
     public init() {}
@@ -79,6 +79,9 @@ struct ServeCommand: AsyncParsableCommand {
 
     @OptionGroup var options: SettingsOptions
 
+    @ArgumentParser.Flag(name: .customLong("allow-unauthenticated"), help: "Serve on a non-loopback address even though no API token exists (anyone who can reach the port is admin).")
+    var allowUnauthenticated = false
+
     func run() async throws {
         let settings = try options.settings()
         bootstrapLogging(settings)
@@ -87,6 +90,8 @@ struct ServeCommand: AsyncParsableCommand {
         try await withCommandApp(settings) { app in
             try await prepareDatabaseForCommand(app, settings: settings)
             try verifyRoutes(app)
+            try await refuseOpenNetworkAPI(app, settings: settings, allowUnauthenticated: allowUnauthenticated, logger: logger)
+            try await app.edm.monitoring.reload()
             let routes = RouteCatalog.registered(app)
             logger.info("routes registered", metadata: ["count": "\(routes.count)", "routes": .array(routes.map { .string($0) })])
             SwiftMetricsBridge.bootstrap(app.prometheusRegistry)
@@ -94,6 +99,7 @@ struct ServeCommand: AsyncParsableCommand {
             app.lifecycle.use(BackgroundLoop { await services.scheduler.run() })
             app.lifecycle.use(BackgroundLoop { await services.taskMonitor.run() })
             app.lifecycle.use(BackgroundLoop { await services.alerting.run() })
+            app.lifecycle.use(BackgroundLoop { await services.monitoring.run() })
             app.lifecycle.use(MetricRetentionLifecycle(store: app.metricStore))
             app.lifecycle.use(SystemMonitorLifecycle(service: app.systemMonitor))
             // Vapor's serve command binds the address set by `configure` and shuts down
@@ -106,6 +112,19 @@ struct ServeCommand: AsyncParsableCommand {
         }
         logger.info("edm-monitor stopped")
     }
+}
+
+/// Refuses to serve an open API (no token created) on an address other machines can reach,
+/// unless the operator said so; warns when they did.
+/// - Throws: ``StartupError`` saying why and how to fix it.
+func refuseOpenNetworkAPI(_ app: Application, settings: Settings, allowUnauthenticated: Bool, logger: Logger) async throws {
+    guard !Settings.isLoopback(settings.httpHost) else { return }
+    guard try await !APITokens.authenticationRequired(on: app.db) else { return }
+    if allowUnauthenticated {
+        logger.warning("serving an open API on a non-loopback address: no API token exists, so anyone who can reach \(settings.httpHost):\(settings.httpPort) is admin")
+        return
+    }
+    throw StartupError("refusing to listen on \(settings.httpHost): no API token exists, so anyone who can reach this address would be admin; create one first with `edm-monitor token create --role admin --name NAME` (same --database-url), or listen on 127.0.0.1, or pass --allow-unauthenticated")
 }
 
 /// `edm-monitor migrate [--revert --yes]`.
@@ -188,6 +207,8 @@ public enum EDMMonitorCLI {
             return fail("\(error)", status: 1)
         } catch let error as SchemaCheck.Mismatch {
             return fail("\(error)", status: 1)
+        } catch let error as APIError {
+            return fail(commandLineMessage(error), status: error.status.code < 500 ? 2 : 1)
         } catch {
             let code = EDMMonitorCommand.exitCode(for: error)
             if code == .success {

@@ -97,7 +97,7 @@ struct ServiceCommand: AsyncParsableCommand {
                 service.isFrozen = false
                 service.consecutiveFailures = 0
                 do {
-                    try EmailServicesController.apply(body, to: service, creating: true)
+                    try EmailServicesController.apply(body, to: service, creating: true, outbound: app.edm.outbound)
                     service.createdAt = app.edm.clock.now()
                     service.updatedAt = service.createdAt
                     try await EmailServicesController.saveHandlingConflicts(service, on: app.db)

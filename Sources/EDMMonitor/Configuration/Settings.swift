@@ -151,6 +151,9 @@ public struct Settings: Sendable, Equatable {
     public var logFormat: LogFormat
     /// Metric retention and cleanup (environment only; see ``MetricSettings``).
     public var metrics: MetricSettings = .defaults
+    /// Hosts outbound requests may reach although ``OutboundPolicy`` refuses them
+    /// (`EDM_OUTBOUND_ALLOW_HOSTS`, comma-separated; environment only).
+    public var outboundAllowedHosts: Set<String> = []
 
     /// The defaults listed in the table above.
     public static let defaults = Settings(
@@ -229,6 +232,13 @@ public struct Settings: Sendable, Equatable {
             settings.logFormat = format
         }
         settings.metrics = try MetricSettings.load(environment: environment)
+        if let raw = environment["EDM_OUTBOUND_ALLOW_HOSTS"], !raw.isEmpty {
+            let hosts = raw.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
+            if let bad = hosts.first(where: { !Self.isValidHost($0.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))) }) {
+                throw SettingsError(setting: "EDM_OUTBOUND_ALLOW_HOSTS", value: raw, reason: "\(bad) is not a host name or IP address", accepted: "comma-separated host names or IP addresses, e.g. 169.254.10.20,metadata.internal.example")
+            }
+            settings.outboundAllowedHosts = Set(hosts)
+        }
         return settings
     }
 
@@ -244,6 +254,15 @@ public struct Settings: Sendable, Equatable {
             !label.isEmpty && label.count <= 63 && label.first != "-" && label.last != "-"
                 && label.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }
         }
+    }
+
+    /// Whether `host` only accepts connections from this machine: `localhost`, 127.0.0.0/8 or
+    /// `::1` (RFC 1122 §3.2.1.3, RFC 4291 §2.5.3). `0.0.0.0` and `::` listen everywhere.
+    public static func isLoopback(_ host: String) -> Bool {
+        if host == "localhost" || host == "::1" { return true }
+        var v4 = in_addr()
+        guard inet_pton(AF_INET, host, &v4) == 1 else { return false }
+        return UInt32(bigEndian: v4.s_addr) >> 24 == 127
     }
 
     /// The flag's value when given, else the environment variable's when set and non-empty,

@@ -23,6 +23,8 @@ enum DatabaseSetup {
     static func register(_ location: DatabaseLocation, on app: Application) throws {
         switch location {
         case .sqliteMemory:
+            // Statements are logged at trace; their bound values (SMTP passwords, webhook URLs)
+            // are hidden by RedactingLogHandler.
             app.databases.use(SingleLoopDatabaseConfiguration.factory(.sqlite(.memory, sqlLogLevel: .trace)), as: .sqlite, isDefault: true)
         case .sqliteFile(let path):
             let url = URL(fileURLWithPath: path)
@@ -41,6 +43,7 @@ enum DatabaseSetup {
                 // The driver's error quotes the URL, password included: never show it.
                 throw StartupError("EDM_DATABASE_URL=\"\(location.redacted)\" is not a usable PostgreSQL URL; expected postgres://user:pass@host:port/db")
             }
+            // Statements at trace; bound values hidden by RedactingLogHandler.
             app.databases.use(.postgres(configuration: configuration, sqlLogLevel: .trace), as: .psql, isDefault: true)
         }
     }

@@ -1,3 +1,4 @@
+import EDMMonitorCore
 import Foundation
 import Logging
 import Synchronization
@@ -92,11 +93,62 @@ public func bootstrapLogging(_ settings: Settings) {
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
-            return handler
+            return RedactingLogHandler(handler)
         }
     case .json:
         LoggingSystem.bootstrap { label in
-            JSONLogHandler(label: label, level: level, stream: .standardError)
+            RedactingLogHandler(JSONLogHandler(label: label, level: level, stream: .standardError))
+        }
+    }
+}
+
+/// Wraps a log handler so that secrets are never written, whatever the level: every message and
+/// string metadata value passes through ``LogRedaction/scrub(_:)`` (credentials in request
+/// heads, tokens), and the bound values of database statements (metadata `binds` of SQLKit's
+/// "Executing query" and `input` of FluentKit's "Running query", which include SMTP passwords
+/// and webhook URLs) are replaced by their count; the statements themselves are kept.
+public struct RedactingLogHandler: LogHandler {
+    public var wrapped: any LogHandler
+
+    /// Wraps `handler`.
+    public init(_ handler: any LogHandler) { wrapped = handler }
+
+    public var logLevel: Logger.Level {
+        get { wrapped.logLevel }
+        set { wrapped.logLevel = newValue }
+    }
+
+    public var metadata: Logger.Metadata {
+        get { wrapped.metadata }
+        set { wrapped.metadata = newValue }
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { wrapped[metadataKey: key] }
+        set { wrapped[metadataKey: key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var event = event
+        event.message = "\(LogRedaction.scrub(event.message.description))"
+        event.metadata = event.metadata.map(Self.scrub)
+        wrapped.log(event: event)
+    }
+
+    static func scrub(_ metadata: Logger.Metadata) -> Logger.Metadata {
+        var result = metadata.mapValues(scrub)
+        for key in ["binds", "input"] {
+            if case .array(let values)? = metadata[key] { result[key] = .string("<\(values.count) values hidden>") }
+        }
+        return result
+    }
+
+    static func scrub(_ value: Logger.MetadataValue) -> Logger.MetadataValue {
+        switch value {
+        case .string(let text): .string(LogRedaction.scrub(text))
+        case .stringConvertible(let convertible): .string(LogRedaction.scrub(convertible.description))
+        case .array(let values): .array(values.map(scrub))
+        case .dictionary(let values): .dictionary(values.mapValues(scrub))
         }
     }
 }

@@ -1,6 +1,7 @@
 import EDMMonitorCore
 import FluentKit
 import Foundation
+import Synchronization
 import SQLKit
 
 /// One point to store: a value of one series (name + tags) at one instant.
@@ -91,8 +92,18 @@ public struct MetricStoreConfiguration: Sendable, Equatable {
 public struct MetricStore: Sendable {
     /// The source of "now" for the future-timestamp check and retention.
     public let clock: any WallClock
-    /// Retention and cleanup settings.
-    public let configuration: MetricStoreConfiguration
+    /// Retention and cleanup settings, shared by every copy of this store and changeable at
+    /// run time (``MonitoringService`` sets the retentions; the next cleanup uses them).
+    public var configuration: MetricStoreConfiguration {
+        get { configurationBox.value.withLock { $0 } }
+        nonmutating set { configurationBox.value.withLock { $0 = newValue } }
+    }
+    private let configurationBox: SharedConfiguration
+
+    private final class SharedConfiguration: Sendable {
+        let value: Mutex<MetricStoreConfiguration>
+        init(_ configuration: MetricStoreConfiguration) { value = Mutex(configuration) }
+    }
 
     /// Most points accepted in one ``insert(_:on:)`` (and one HTTP batch).
     public static let maxBatchSize = 10_000
@@ -112,7 +123,7 @@ public struct MetricStore: Sendable {
     /// A store reading time from `clock`.
     public init(clock: any WallClock, configuration: MetricStoreConfiguration = .init()) {
         self.clock = clock
-        self.configuration = configuration
+        self.configurationBox = SharedConfiguration(configuration)
     }
 
     // MARK: - Validation

@@ -96,6 +96,7 @@ final class MetricRetentionLifecycle: LifecycleHandler, Sendable {
         task.withLock {
             $0 = Task { [weak application] in
                 while !Task.isCancelled {
+                    let started = ContinuousClock.now
                     guard let database = application?.db else { return }
                     do {
                         let report = try await store.cleanup(on: database)
@@ -105,7 +106,7 @@ final class MetricRetentionLifecycle: LifecycleHandler, Sendable {
                     } catch {
                         logger.warning("metric retention failed", metadata: ["error": "\(String(reflecting: error))"])
                     }
-                    try? await Task.sleep(for: .seconds(store.configuration.cleanupInterval))
+                    await sleepUntilDue(since: started) { max(1, store.configuration.cleanupInterval) }
                 }
             }
         }

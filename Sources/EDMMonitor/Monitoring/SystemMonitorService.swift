@@ -24,8 +24,18 @@ public struct SystemSnapshot: Sendable, Equatable {
 /// never stops the others or the loop. `serve` runs ``run()`` through
 /// ``SystemMonitorLifecycle``; tests call ``collectOnce()``.
 public final class SystemMonitorService: Sendable {
-    /// Seconds between cycles (default 15).
-    public let interval: TimeInterval
+    /// Seconds between cycles (default 15); changeable at run time.
+    public var interval: TimeInterval {
+        get { intervalBox.withLock { $0 } }
+        set { intervalBox.withLock { $0 = newValue } }
+    }
+    /// When `false`, ``run()`` collects nothing (`system_monitoring_enabled`).
+    public var enabled: Bool {
+        get { enabledBox.withLock { $0 } }
+        set { enabledBox.withLock { $0 = newValue } }
+    }
+    private let intervalBox: Mutex<TimeInterval>
+    private let enabledBox = Mutex(true)
     let collectors: [any MetricCollector]
     let store: MetricStore
     let database: @Sendable () -> any Database
@@ -41,7 +51,7 @@ public final class SystemMonitorService: Sendable {
         self.store = store
         self.database = database
         self.clock = clock
-        self.interval = interval
+        self.intervalBox = Mutex(interval)
         self.logger = logger
     }
 
@@ -84,11 +94,19 @@ public final class SystemMonitorService: Sendable {
         return snapshot
     }
 
+    /// One cycle of ``run()``: ``collectOnce()`` when enabled, else nothing (`nil`).
+    @discardableResult
+    public func cycle() async -> SystemSnapshot? {
+        guard enabled else { return nil }
+        return await collectOnce()
+    }
+
     /// Runs cycles every ``interval`` seconds until the task is cancelled.
     public func run() async {
         while !Task.isCancelled {
-            await collectOnce()
-            try? await Task.sleep(for: .seconds(interval))
+            let started = ContinuousClock.now
+            await cycle()
+            await sleepUntilDue(since: started) { max(1, self.interval) }
         }
     }
 

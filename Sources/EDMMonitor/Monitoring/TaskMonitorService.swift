@@ -7,6 +7,8 @@ import Synchronization
 
 /// Settings of task monitoring; changeable at run time (the next cycle uses them).
 public struct TaskMonitorSettings: Sendable, Equatable {
+    /// When `false`, hooks record nothing and cycles detect nothing (`task_monitoring_enabled`).
+    public var enabled = true
     /// At most one `progress` row per task per this many seconds…
     public var progressIntervalSeconds: Double = 30
     /// …unless the task moved by at least this share of its subtasks (0.05 = 5 %).
@@ -122,16 +124,19 @@ public final class TaskMonitorService: TaskMonitorHooks, Sendable {
     // MARK: - Hooks
 
     public func taskCreated(taskID: UUID, userID: UUID, totalSubtasks: Int, at: Date) async {
+        guard settings.enabled else { return }
         await write(TaskProcessingMetric(taskID: taskID, userID: userID, metricType: .created, timestamp: at, totalSubtasks: totalSubtasks))
     }
 
     public func firstSent(taskID: UUID, userID: UUID, waitSeconds: Double, totalSubtasks: Int, at: Date) async {
+        guard settings.enabled else { return }
         await write(TaskProcessingMetric(taskID: taskID, userID: userID, metricType: .firstSent, timestamp: at, subtasksSent: 1, totalSubtasks: totalSubtasks, waitTimeSeconds: waitSeconds))
         await writePoints([MetricPoint(name: "edm_task_wait_time_seconds", value: waitSeconds, unit: "seconds", tags: ["task_id": taskID.uuidString.lowercased()], timestamp: at)])
     }
 
     public func progress(taskID: UUID, userID: UUID, sent: Int, failed: Int, total: Int, at: Date) async {
         let settings = self.settings
+        guard settings.enabled else { return }
         let due = lastProgress.withLock { state -> Bool in
             let step = max(1, Int((Double(total) * settings.progressStepFraction).rounded(.up)))
             guard let last = state[taskID] else { state[taskID] = (at, sent + failed); return true }
@@ -145,6 +150,7 @@ public final class TaskMonitorService: TaskMonitorHooks, Sendable {
     }
 
     public func completed(taskID: UUID, userID: UUID, sent: Int, failed: Int, total: Int, at: Date) async {
+        guard settings.enabled else { return }
         lastProgress.withLock { _ = $0.removeValue(forKey: taskID) }
         var metadata: [String: JSONValue] = ["failed": .number(Double(failed))]
         var throughput: Double?
@@ -158,6 +164,7 @@ public final class TaskMonitorService: TaskMonitorHooks, Sendable {
     }
 
     public func failed(taskID: UUID, userID: UUID, reason: String, at: Date) async {
+        guard settings.enabled else { return }
         lastProgress.withLock { _ = $0.removeValue(forKey: taskID) }
         let task = try? await TaskRecord.find(taskID, on: database())
         await write(TaskProcessingMetric(taskID: taskID, userID: userID, metricType: .failed, timestamp: at, subtasksSent: task?.sentCount ?? 0, totalSubtasks: task?.totalCount ?? 0, metadata: ["reason": .string(reason)]))
@@ -168,19 +175,25 @@ public final class TaskMonitorService: TaskMonitorHooks, Sendable {
     /// Runs detection cycles until cancelled, every ``TaskMonitorSettings/detectionIntervalSeconds``.
     public func run() async {
         while !Task.isCancelled {
+            let started = ContinuousClock.now
             do {
                 _ = try await runOnce()
                 recovered()
             } catch {
                 failed(error, doing: "task monitoring cycle")
             }
-            try? await Task.sleep(for: .seconds(max(1, settings.detectionIntervalSeconds)))
+            await sleepUntilDue(since: started) { max(1, self.settings.detectionIntervalSeconds) }
         }
     }
 
-    /// One cycle: detect stuck tasks, then write the derived series. Returns the stuck tasks.
+    /// One cycle: detect stuck tasks, then write the derived series. Returns the stuck tasks;
+    /// none, doing nothing, while task monitoring is disabled.
     @discardableResult
     public func runOnce() async throws -> [StuckTask] {
+        guard settings.enabled else {
+            stuck.withLock { $0 = [:] }
+            return []
+        }
         let now = clock.now()
         let found = try await detectStuck(at: now)
         let previous = stuck.withLock { s -> [UUID: StuckTask] in

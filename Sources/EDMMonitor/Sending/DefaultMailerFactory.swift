@@ -5,9 +5,11 @@ import Foundation
 /// and the dry-run sink.
 public struct DefaultMailerFactory: MailerFactory {
     let httpClient: HTTPClient
+    let outbound: OutboundPolicy
 
-    public init(httpClient: HTTPClient) {
+    public init(httpClient: HTTPClient, outbound: OutboundPolicy = .init()) {
         self.httpClient = httpClient
+        self.outbound = outbound
     }
 
     public func makeMailer(for service: EmailService) throws -> any Mailer {
@@ -16,7 +18,7 @@ public struct DefaultMailerFactory: MailerFactory {
             return DryRunMailer()
         case .http:
             guard let settings = service.providerConfig.http else { throw MailerSetupError("the http service has no http settings") }
-            return try HTTPMailer(settings: settings, client: httpClient)
+            return try HTTPMailer(settings: settings, client: httpClient, outbound: outbound)
         case .smtp:
             guard let settings = service.providerConfig.smtp else { throw MailerSetupError("the smtp service has no smtp settings") }
             return try SMTPServiceMailer(settings: settings, senderAddress: service.senderAddress)

@@ -24,11 +24,13 @@ public struct HTTPMailer: Mailer {
 
     let settings: HTTPSettings
     let client: HTTPClient
+    let outbound: OutboundPolicy
     let template: MustacheTemplate
     let timeout: TimeAmount
 
     /// Creates a mailer. - Throws: `MessageTemplates.ParseError` when the body template does not parse.
-    public init(settings: HTTPSettings, client: HTTPClient, timeout: TimeAmount = .seconds(30)) throws {
+    public init(settings: HTTPSettings, client: HTTPClient, outbound: OutboundPolicy = .init(), timeout: TimeAmount = .seconds(30)) throws {
+        self.outbound = outbound
         self.settings = settings
         self.client = client
         self.timeout = timeout
@@ -53,17 +55,21 @@ public struct HTTPMailer: Mailer {
         for (name, value) in settings.headers { request.headers.replaceOrAdd(name: name, value: value) }
         request.body = .bytes(ByteBuffer(string: template.render(context)))
         do {
-            let response = try await client.execute(request, timeout: timeout)
+            let response = try await outbound.execute(request, on: client, timeout: timeout)
             let body = try await response.body.collect(upTo: 1 << 20)
             let code = Int(response.status.code)
             switch code {
             case 200..<300:
                 return .sent(messageID: Self.messageID(body: body, headers: response.headers))
+            case 300..<400:
+                return .permanentFailure(OutboundPolicy.redirectRefusal(status: response.status.code, location: response.headers.first(name: "Location")))
             case 429, 500..<600:
                 return .transientFailure("HTTP \(code) \(redact(Self.excerpt(body)))")
             default:
                 return .permanentFailure("HTTP \(code) \(redact(Self.excerpt(body)))")
             }
+        } catch let refused as OutboundPolicy.Refused {
+            return .permanentFailure("\(refused)")
         } catch {
             return .transientFailure("HTTP request failed: \(error)")
         }

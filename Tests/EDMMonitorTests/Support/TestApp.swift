@@ -103,11 +103,13 @@ func withApp<T>(
     hooks: (any TaskMonitorHooks)? = nil,
     scheduler: SchedulerConfiguration = SchedulerConfiguration(instanceID: "test-instance"),
     sqliteFile: Bool = false,
+    adjust: (inout Settings) -> Void = { _ in },
     _ test: (Application, Settings) async throws -> T
 ) async throws -> T {
     let (location, cleanup) = try await TestDatabases.make(kind, migrated: migrate, sqliteFile: sqliteFile)
     defer { cleanup() }
-    let settings = testSettings(location)
+    var settings = testSettings(location)
+    adjust(&settings)
     let app = try await Application.make(.testing)
     let result: T
     do {

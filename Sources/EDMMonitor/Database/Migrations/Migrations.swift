@@ -21,5 +21,7 @@ enum AppMigrations {
         CreateSilences(),
         CreateMetricRollups1m(),
         CreateMetricRollups1h(),
+        CreateAPITokens(),
+        CreateMonitoringConfig(),
     ]
 }

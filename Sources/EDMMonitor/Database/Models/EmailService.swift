@@ -74,7 +74,7 @@ public final class EmailService: Model, @unchecked Sendable {
 }
 
 /// Provider settings of an email service (`email_services.provider_config`).
-public struct ProviderConfig: Codable, Sendable, Equatable {
+public struct ProviderConfig: Codable, Sendable, Equatable, CustomStringConvertible {
     /// Settings of an `smtp` service.
     public var smtp: SMTPSettings?
     /// Settings of an `http` service.
@@ -163,5 +163,13 @@ public struct HTTPSettings: Codable, Sendable, Equatable {
         endpointURL = try c.decode(String.self, forKey: .endpointURL)
         headers = try c.decodeIfPresent([String: String].self, forKey: .headers) ?? [:]
         bodyTemplate = try c.decodeIfPresent(String.self, forKey: .bodyTemplate)
+    }
+}
+
+extension ProviderConfig {
+    /// What logs may show of it: the provider kinds present, never a host, user, password,
+    /// endpoint or header (FluentKit logs bound values with `description` at debug level).
+    public var description: String {
+        "ProviderConfig(smtp: \(smtp == nil ? "none" : "<redacted>"), http: \(http == nil ? "none" : "<redacted>"))"
     }
 }

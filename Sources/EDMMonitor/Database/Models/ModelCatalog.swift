@@ -15,5 +15,7 @@ enum ModelCatalog {
         AlertHistory.self,
         ServiceReservation.self,
         Silence.self,
+        APITokenRecord.self,
+        MonitoringConfigChange.self,
     ]
 }

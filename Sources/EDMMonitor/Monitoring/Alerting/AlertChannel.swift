@@ -38,11 +38,15 @@ public struct AlertChannel: Codable, Sendable, Hashable {
     public var receiver: String { name ?? type.rawValue }
 
     /// Problems with this channel, for 400 details (`field` relative to the channel).
-    func problems() -> [(field: String, reason: String)] {
+    func problems(outbound: OutboundPolicy) -> [(field: String, reason: String)] {
         var problems: [(String, String)] = []
         switch type {
         case .webhook, .slack, .alertmanager:
-            if let problem = OutboundURL.problem(url ?? "") { problems.append(("url", problem)) }
+            if (url ?? "").contains("***") {
+                problems.append(("url", "contains *** (a redacted URL from a response); send the real URL"))
+            } else if let problem = outbound.problem(url: url ?? "") {
+                problems.append(("url", problem))
+            }
         case .email:
             if case .failure = EmailAddress.validate(to ?? "") { problems.append(("to", "must be an email address")) }
             if serviceID == nil { problems.append(("service_id", "must name the email service to send through")) }

@@ -11,6 +11,9 @@ import Synchronization
 
 /// Settings of alerting; changeable at run time.
 public struct AlertingSettings: Sendable, Equatable {
+    /// When `false`, evaluation cycles do nothing (`alerting_enabled`); alert state is kept as
+    /// it is and notifications already queued are still delivered.
+    public var enabled = true
     /// How often rules are evaluated, seconds.
     public var evaluationIntervalSeconds: Double = 30
     /// How often the outbox is drained, seconds.
@@ -35,6 +38,8 @@ public struct AlertEvaluationReport: Sendable, Equatable {
     public var reminders = 0
     /// Another instance holds the evaluator lease; nothing was evaluated.
     public var skipped = false
+    /// Alerting is disabled; nothing was evaluated.
+    public var disabled = false
 }
 
 /// The alert manager: evaluates active rules against `system_performance_metrics`, keeps each
@@ -56,12 +61,14 @@ public final class AlertManagerService: Sendable {
     let database: @Sendable () -> any Database
     let clock: any WallClock
     let httpClient: HTTPClient
+    let outbound: OutboundPolicy
     let mailers: any MailerFactory
     let logger: Logger
     private let settingsBox: Mutex<AlertingSettings>
     private let errorState = Mutex<String?>(nil)
 
-    public init(database: @escaping @Sendable () -> any Database, clock: any WallClock, httpClient: HTTPClient, mailers: any MailerFactory, settings: AlertingSettings = .init(), logger: Logger = Logger(label: "edm.alerting")) {
+    public init(database: @escaping @Sendable () -> any Database, clock: any WallClock, httpClient: HTTPClient, mailers: any MailerFactory, outbound: OutboundPolicy = .init(), settings: AlertingSettings = .init(), logger: Logger = Logger(label: "edm.alerting")) {
+        self.outbound = outbound
         self.database = database
         self.clock = clock
         self.httpClient = httpClient
@@ -85,8 +92,9 @@ public final class AlertManagerService: Sendable {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 while !Task.isCancelled {
+                    let started = ContinuousClock.now
                     _ = try? await self.evaluateOnceRecordingErrors()
-                    try? await Task.sleep(for: .seconds(max(1, self.settings.evaluationIntervalSeconds)))
+                    await sleepUntilDue(since: started) { max(1, self.settings.evaluationIntervalSeconds) }
                 }
             }
             group.addTask {
@@ -172,6 +180,10 @@ public final class AlertManagerService: Sendable {
         let sql = db.sql
         let now = clock.now()
         var report = AlertEvaluationReport()
+        guard settings.enabled else {
+            report.disabled = true
+            return report
+        }
         guard try await acquireEvaluatorLease(now: now, sql: sql) else {
             report.skipped = true
             return report
@@ -461,8 +473,16 @@ public final class AlertManagerService: Sendable {
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
         request.body = .bytes(ByteBuffer(data: body))
-        let response = try await httpClient.execute(request, timeout: .seconds(10))
+        let response: HTTPClientResponse
+        do {
+            response = try await outbound.execute(request, on: httpClient, timeout: .seconds(10))
+        } catch let refused as OutboundPolicy.Refused {
+            return .failure(DeliveryError("\(refused)"))
+        }
         _ = try? await response.body.collect(upTo: 64 * 1024)
+        if (300..<400).contains(Int(response.status.code)) {
+            return .failure(DeliveryError(OutboundPolicy.redirectRefusal(status: response.status.code, location: response.headers.first(name: "Location"))))
+        }
         guard (200..<300).contains(Int(response.status.code)) else { return .failure(DeliveryError("HTTP \(response.status.code)")) }
         return .success(())
     }
