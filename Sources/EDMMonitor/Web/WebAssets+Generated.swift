@@ -351,11 +351,12 @@ function ticks(min, max, count = 4) {
   return out;
 }
 
-/** 'HH:MM' for short ranges, 'MM-DD HH:MM' up to a week, else 'MM-DD'. */
+/** 'HH:MM:SS' within ten minutes, 'HH:MM' within a day, 'MM-DD HH:MM' up to three days, else 'MM-DD'. */
 function timeLabel(seconds, span) {
   const d = new Date(seconds * 1000);
   const p = (n) => String(n).padStart(2, '0');
   const hm = p(d.getHours()) + ':' + p(d.getMinutes());
+  if (span <= 600) return hm + ':' + p(d.getSeconds());
   if (span <= 86400) return hm;
   return p(d.getMonth() + 1) + '-' + p(d.getDate()) + (span <= 3 * 86400 ? ' ' + hm : '');
 }
@@ -570,7 +571,11 @@ export function overviewPage(root) {
     } else {
       rows.push(['collectors', badge('waiting', 'warn'), '', 'no collection has run yet']);
     }
-    const figure = (name) => (system && system.host || []).concat(system && system.database || []).find((p) => p.name === name && !(p.tags && p.tags.scope === 'host'));
+    // The figure of `name`; of memory, the container's (cgroup) one when there is one.
+    const figure = (name) => {
+      const all = (system && system.host || []).concat(system && system.database || []).filter((p) => p.name === name);
+      return all.find((p) => !(p.tags && p.tags.scope === 'host')) || all[0];
+    };
     const figures = [['CPU', 'edm_system_cpu_usage_percent'], ['memory', 'edm_system_memory_usage_percent'], ['load 1 min', 'edm_system_load1'], ['DB latency', 'edm_db_query_latency_seconds'], ['disk used', 'edm_system_disk_usage_percent']]
       .map(([label, name]) => [label, figure(name)]).filter(([, p]) => p)
       .map(([label, p]) => h('span', { class: 'figure' }, h('b', {}, formatValue(p.value, p.unit)), ' ', label));

@@ -43,7 +43,7 @@ final class WebDriver: @unchecked Sendable {
 
     /// Starts chromedriver on a free loopback port and a headless browser session with a
     /// `width`×`height` window. - Throws: ``TestSupportError`` naming what is missing or failed.
-    static func start(width: Int = 1360, height: Int = 1000) async throws -> WebDriver {
+    static func start(width: Int = 1360, height: Int = 1600) async throws -> WebDriver {
         guard let executables else {
             throw TestSupportError("chromium and chromedriver are not on PATH (apt-get install chromium chromium-driver)")
         }

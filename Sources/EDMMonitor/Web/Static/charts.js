@@ -46,11 +46,12 @@ function ticks(min, max, count = 4) {
   return out;
 }
 
-/** 'HH:MM' for short ranges, 'MM-DD HH:MM' up to a week, else 'MM-DD'. */
+/** 'HH:MM:SS' within ten minutes, 'HH:MM' within a day, 'MM-DD HH:MM' up to three days, else 'MM-DD'. */
 function timeLabel(seconds, span) {
   const d = new Date(seconds * 1000);
   const p = (n) => String(n).padStart(2, '0');
   const hm = p(d.getHours()) + ':' + p(d.getMinutes());
+  if (span <= 600) return hm + ':' + p(d.getSeconds());
   if (span <= 86400) return hm;
   return p(d.getMonth() + 1) + '-' + p(d.getDate()) + (span <= 3 * 86400 ? ' ' + hm : '');
 }
