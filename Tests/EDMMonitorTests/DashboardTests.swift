@@ -5,6 +5,7 @@ import Foundation
 import Testing
 import Vapor
 import VaporTesting
+import Synchronization
 
 /// The web dashboard: its embedded files, how they are served, and the pages in headless Chromium.
 @Suite("Dashboard")
@@ -158,7 +159,20 @@ struct DashboardTests {
         #expect(result.stringValue?.contains("yes") == true, "\(result)")
         try await browser.screenshot(to: artifacts.appendingPathComponent("alerts-after-ack.png"))
 
-        let errors = try await browser.consoleLog().filter { $0.hasPrefix("SEVERE") }
+        // A token typed into the field is sent as a bearer token; a refused one shows the advice.
+        try await browser.execute("document.getElementById('token-input').value = 'test-token'; document.querySelector('#token-form button[type=submit]').click()")
+        try await browser.wait("requests with the token", "return sessionStorage.getItem('edm-monitor-token') === 'test-token'")
+        for _ in 0..<50 where !scenario.tokens.seen.withLock({ $0.contains("Bearer test-token") }) { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(scenario.tokens.seen.withLock { $0.contains("Bearer test-token") })
+        try await browser.execute("document.getElementById('token-input').value = 'rejected-token'; document.querySelector('#token-form button[type=submit]').click()")
+        let banner = try await browser.wait("the 401 banner", "const b = document.getElementById('banner'); return !b.hidden && b.textContent")
+        #expect(banner.stringValue?.contains("API token") == true, "\(banner)")
+        try await browser.screenshot(to: artifacts.appendingPathComponent("token-refused.png"))
+        try await browser.execute("document.getElementById('token-clear').click()")
+        try await browser.wait("the banner to go after clearing the token", "return document.getElementById('banner').hidden")
+
+        // 401 answers are logged by the browser as failed resources; anything else is a bug.
+        let errors = try await browser.consoleLog().filter { $0.hasPrefix("SEVERE") && !$0.contains("401") }
         #expect(errors.isEmpty, "browser console errors: \(errors)")
     }
 }

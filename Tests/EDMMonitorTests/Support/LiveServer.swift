@@ -2,6 +2,7 @@
 import EDMMonitorCore
 import FluentKit
 import Foundation
+import Synchronization
 import Testing
 import Vapor
 
@@ -19,6 +20,8 @@ struct DashboardScenario {
     var ruleID: UUID
     var ruleName: String
     var alertID: UUID
+    /// Records the `Authorization` headers that arrive; answers 401 to `Bearer rejected-token`.
+    var tokens: TokenProbe
 
     static let taskName = "spring sale"
     static let ruleName = "Dashboard test value high"
@@ -31,9 +34,11 @@ struct DashboardScenario {
             let port = try PostgresTestServer.freeLoopbackPort()
             app.http.server.configuration.hostname = "127.0.0.1"
             app.http.server.configuration.port = port
+            let tokens = TokenProbe()
+            app.middleware.use(tokens)
             try app.server.start()
             do {
-                let scenario = try await seed(app, smtpPort: smtp.port, baseURL: "http://127.0.0.1:\(port)")
+                let scenario = try await seed(app, smtpPort: smtp.port, baseURL: "http://127.0.0.1:\(port)", tokens: tokens)
                 let result = try await body(app, scenario)
                 await app.server.shutdown()
                 return result
@@ -44,7 +49,7 @@ struct DashboardScenario {
         }
     }
 
-    private static func seed(_ app: Application, smtpPort: Int, baseURL: String) async throws -> DashboardScenario {
+    private static func seed(_ app: Application, smtpPort: Int, baseURL: String, tokens: TokenProbe) async throws -> DashboardScenario {
         let user = try await Fixtures.user(app)
         try await Fixtures.service(app, name: "relay", provider: .smtp, config: .init(smtp: .init(host: "127.0.0.1", port: smtpPort, security: .none)), quota: 1000)
         let total = 40, wanted = 16
@@ -79,7 +84,24 @@ struct DashboardScenario {
         let alert = try #require(try await AlertHistory.query(on: app.db).filter(\.$rule.$id == ruleID).first(), "the test rule did not fire")
         #expect(alert.status == .active)
         return DashboardScenario(baseURL: baseURL, taskID: taskID, taskName: taskName, sent: sent, total: total,
-                                 ruleID: ruleID, ruleName: ruleName, alertID: try alert.requireID())
+                                 ruleID: ruleID, ruleName: ruleName, alertID: try alert.requireID(), tokens: tokens)
+    }
+}
+
+/// Stands in for API tokens (which this server does not check): remembers every
+/// `Authorization` header and refuses `Bearer rejected-token` with the API's 401 body.
+final class TokenProbe: AsyncMiddleware, Sendable {
+    let seen = Mutex<[String]>([])
+
+    func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
+        if let authorization = request.headers.first(name: .authorization) {
+            seen.withLock { $0.append(authorization) }
+            if authorization == "Bearer rejected-token" {
+                return Response(status: .unauthorized, headers: ["Content-Type": "application/json"],
+                                body: .init(string: #"{"error":{"code":"unauthorized","message":"the token is not valid","details":[]}}"#))
+            }
+        }
+        return try await next.respond(to: request)
     }
 }
 
