@@ -58,7 +58,10 @@ let package = Package(
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-            ]
+            ],
+            // The dashboard's sources; they are compiled in as WebAssets+Generated.swift
+            // (scripts/dev/embed_web_assets.py), so the binary needs no resource bundle.
+            exclude: ["Web/Static"]
         ),
         // Pure logic with no server or database: parsers, window maths, protocol pieces.
         .target(name: "EDMMonitorCore"),
@@ -68,6 +71,7 @@ let package = Package(
                 "EDMMonitor",
                 "EDMMonitorCore",
                 .product(name: "VaporTesting", package: "vapor"),
+                // The browser tests drive chromedriver's WebDriver HTTP API with it.
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),

@@ -38,7 +38,7 @@ public struct EDMMonitorCommand: AsyncParsableCommand {
         commandName: "edm-monitor",
         abstract: "Runs and watches an email-marketing (EDM) sending platform.",
         version: EDMMonitorVersion.current,
-        subcommands: [ServeCommand.self, MigrateCommand.self, RoutesCommand.self, TaskCommand.self, ServiceCommand.self, UserCommand.self, TokenCommand.self]
+        subcommands: [ServeCommand.self, StatusCommand.self, TasksCommand.self, AlertsCommand.self, MigrateCommand.self, RoutesCommand.self, TaskCommand.self, ServiceCommand.self, UserCommand.self, TokenCommand.self]
     )
 
     public init() {}
@@ -82,6 +82,9 @@ struct ServeCommand: AsyncParsableCommand {
     @ArgumentParser.Flag(name: .customLong("allow-unauthenticated"), help: "Serve on a non-loopback address even though no API token exists (anyone who can reach the port is admin).")
     var allowUnauthenticated = false
 
+    @ArgumentParser.Flag(help: "On the first start, create a dry_run email service and a sample task of 400 made-up recipients to watch (never again afterwards).")
+    var demo = false
+
     func run() async throws {
         let settings = try options.settings()
         bootstrapLogging(settings)
@@ -94,6 +97,7 @@ struct ServeCommand: AsyncParsableCommand {
             try await app.edm.monitoring.reload()
             let routes = RouteCatalog.registered(app)
             logger.info("routes registered", metadata: ["count": "\(routes.count)", "routes": .array(routes.map { .string($0) })])
+            if demo { try await DemoData.seedIfNeeded(app, logger: logger) }
             SwiftMetricsBridge.bootstrap(app.prometheusRegistry)
             let services = app.edm
             app.lifecycle.use(BackgroundLoop { await services.scheduler.run() })

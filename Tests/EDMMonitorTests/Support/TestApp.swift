@@ -133,13 +133,18 @@ extension Application {
 /// minimal PATH/HOME environment), waiting at most `timeout` seconds.
 /// - Returns: exit status, standard output and standard error.
 func runEDMMonitor(_ arguments: [String], environment: [String: String] = [:], timeout: TimeInterval = 60) throws -> (status: Int32, stdout: String, stderr: String) {
-    var env = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "HOME": NSTemporaryDirectory()]
-    env.merge(environment) { _, new in new }
-    let child = try ChildProcess(try edmMonitorExecutable().path, arguments, environment: env)
+    let child = try startEDMMonitor(arguments, environment: environment)
     guard let status = child.wait(timeout: timeout) else {
         throw TestSupportError("edm-monitor \(arguments) did not exit within \(timeout) s")
     }
     return (status, child.stdout, child.stderr)
+}
+
+/// Starts the built `edm-monitor` with `arguments` (minimal PATH/HOME environment plus `environment`).
+func startEDMMonitor(_ arguments: [String], environment: [String: String] = [:]) throws -> ChildProcess {
+    var env = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "HOME": NSTemporaryDirectory()]
+    env.merge(environment) { _, new in new }
+    return try ChildProcess(try edmMonitorExecutable().path, arguments, environment: env)
 }
 
 /// The `edm-monitor` executable built beside the test bundle (`swift test` builds it).
