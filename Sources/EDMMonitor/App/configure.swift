@@ -78,6 +78,7 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     )
     try app.register(collection: PerformanceMetricsController())
     try app.register(collection: PrometheusMetricsController())
+    try app.register(collection: OpenAPIController())
 }
 
 /// Applies the database settings, runs pending migrations and checks the schema.
@@ -111,7 +112,7 @@ public enum RouteCatalog {
         "POST /api/monitoring/silences", "GET /api/monitoring/silences", "GET /api/monitoring/silences/:id",
         "POST /api/monitoring/silences/:id/expire",
         "POST /api/monitoring/performance-metrics", "GET /api/monitoring/performance-metrics", "GET /api/monitoring/metric-names",
-        "GET /api/monitoring/system-health", "GET /metrics",
+        "GET /api/monitoring/system-health", "GET /metrics", "GET /openapi.yaml",
     ]
 
     /// `METHOD /path` of every route registered on `app`, sorted by path then method.
