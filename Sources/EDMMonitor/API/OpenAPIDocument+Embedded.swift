@@ -20,7 +20,8 @@ info:
     - **Times** are returned as ISO 8601 UTC (`2026-03-09T10:00:00Z`, with milliseconds
       when the instant has them: `2026-03-09T10:00:00.123Z`). They are accepted as ISO 8601
       with any offset (`Z` or `±hh:mm`, fractional seconds optional) or as Unix seconds
-      (a JSON number in bodies, a number in query strings).
+      (a JSON number in bodies, a number in query strings), from 1970 to before Unix second
+      1e11 (year 5138).
     - **Ids** are UUIDs. A path id that is not a UUID is `404 not_found` (no such resource).
     - **Errors** have one shape, `Error`:
       `{"error":{"code":"validation_failed","message":"…","details":[{"field":"per_page","reason":"…"}]}}`,
@@ -1104,15 +1105,21 @@ components:
         per_page: {type: integer, minimum: 1, maximum: 500}
         total: {type: integer, minimum: 0, description: Items matching the filters, over all pages.}
     TimeParameter:
-      description: ISO 8601 with offset (`2026-03-09T10:00:00Z`, `2026-03-09T12:00:00+02:00`) or Unix seconds (`1773050400`).
+      description: |
+        ISO 8601 with offset (`2026-03-09T10:00:00Z`, `2026-03-09T12:00:00+02:00`) or Unix
+        seconds (`1773050400`), from 1970-01-01T00:00:00Z to before Unix second 1e11 (year
+        5138); other instants are `400 validation_failed`.
       anyOf:
         - {type: string, format: date-time}
-        - {type: string, pattern: '^-?[0-9]{1,10}(\.[0-9]+)?$'}
+        - {type: string, pattern: '^[0-9]{1,11}(\.[0-9]+)?$'}
     Time:
-      description: In requests, ISO 8601 with offset or Unix seconds (a number, |n| < 1e11).
+      description: |
+        In requests, ISO 8601 with offset or Unix seconds (a JSON number), from
+        1970-01-01T00:00:00Z to before Unix second 1e11 (year 5138); other instants are
+        `400 validation_failed`.
       anyOf:
         - {type: string, format: date-time}
-        - {type: number, minimum: -99999999999, maximum: 99999999999}
+        - {type: number, minimum: 0, exclusiveMaximum: 100000000000}
     Labels:
       type: object
       additionalProperties: {type: string}
