@@ -10,8 +10,8 @@
 #
 # Environment:
 #   EDM_BIN                 the edm-monitor executable (default: `swift build --show-bin-path`/edm-monitor)
-#   EDM_FUZZ_MAX_EXAMPLES   examples per operation and phase (default 30)
-#   EDM_FUZZ_MAX_TIME       time budget of the schemathesis run, seconds (default 300)
+#   EDM_FUZZ_MAX_EXAMPLES   examples per operation and phase (default 10)
+#   EDM_FUZZ_MAX_TIME       time budget of the schemathesis run, seconds (default 240)
 #   EDM_FUZZ_SEED           hypothesis seed (default: random; printed, so a finding can be replayed)
 #   EDM_FUZZ_REPORT_DIR     where the JUnit report goes (default: a temporary folder, printed)
 #   EDM_API_TOKEN           a Bearer token to send (see the TODO below)
@@ -121,8 +121,8 @@ schemathesis --config-file "$work/schemathesis.toml" run "$base/openapi.yaml" \
   "${auth_st[@]}" \
   --checks not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance \
   --phases examples,coverage,fuzzing \
-  --max-examples "${EDM_FUZZ_MAX_EXAMPLES:-30}" \
-  --max-time "${EDM_FUZZ_MAX_TIME:-300}" \
+  --max-examples "${EDM_FUZZ_MAX_EXAMPLES:-10}" \
+  --max-time "${EDM_FUZZ_MAX_TIME:-240}" \
   --seed "$seed" \
   --request-timeout 20 \
   --workers 1 \

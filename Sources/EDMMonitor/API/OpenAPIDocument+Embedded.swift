@@ -31,7 +31,8 @@ info:
       `400 validation_failed`.
     - **Request bodies** are size-limited per endpoint (`x-max-body-bytes`, also given in
       each operation's description): 1 MB (1,048,576 bytes) unless the endpoint says
-      otherwise; larger bodies are `413 payload_too_large`.
+      otherwise. The limit is exclusive: a body of that many bytes or more is
+      `413 payload_too_large`.
     - **Authentication**: `Authorization: Bearer TOKEN` (scheme `bearerAuth`). While no token
       has been created the API is open. `x-required-role` names the least role an operation
       needs (`viewer` reads; `operator` also acknowledges, resolves, silences, ingests and
@@ -280,6 +281,7 @@ paths:
         '403': {$ref: '#/components/responses/Forbidden'}
         '404': {$ref: '#/components/responses/NotFound'}
         '409': {$ref: '#/components/responses/Conflict'}
+        '413': {$ref: '#/components/responses/PayloadTooLarge'}
   /api/email-services/{id}/enable:
     parameters:
       - $ref: '#/components/parameters/Id'
@@ -674,6 +676,7 @@ paths:
         '403': {$ref: '#/components/responses/Forbidden'}
         '404': {$ref: '#/components/responses/NotFound'}
         '409': {$ref: '#/components/responses/Conflict'}
+        '413': {$ref: '#/components/responses/PayloadTooLarge'}
   /api/monitoring/alert-rules/{id}/test:
     parameters:
       - $ref: '#/components/parameters/Id'
@@ -1044,7 +1047,7 @@ components:
         application/json:
           schema: {$ref: '#/components/schemas/Error'}
     PayloadTooLarge:
-      description: '`payload_too_large`: the body is above the endpoint''s limit (`x-max-body-bytes`).'
+      description: '`payload_too_large`: the body reaches the endpoint''s limit (`x-max-body-bytes`, exclusive).'
       content:
         application/json:
           schema: {$ref: '#/components/schemas/Error'}

@@ -4,7 +4,7 @@ import Yams
 
 /// The repository's `openapi.yaml`, parsed (YAML anchors and `$ref`s within the document
 /// resolved), for the contract tests.
-struct OpenAPIContract: Sendable {
+struct OpenAPIContract {
     /// One operation: `METHOD /path/{param}` with what the tests need of it.
     struct Operation: Sendable, CustomTestStringConvertible, Hashable {
         var method: String
@@ -62,6 +62,7 @@ struct OpenAPIContract: Sendable {
 
     init(root: [String: Any]) throws {
         self.root = root
+        let resolveObject = { (value: Any?) in Self.resolve(value, in: root) }
         guard let paths = Self.object(root["paths"]) else { throw TestSupportError("openapi.yaml has no paths") }
         var operations: [Operation] = []
         let methods = ["get", "put", "post", "delete", "patch", "head", "options", "trace"]
@@ -99,7 +100,9 @@ struct OpenAPIContract: Sendable {
     }
 
     /// The object at a local `$ref` (`#/components/...`), or `value` itself when it is no reference.
-    func resolveObject(_ value: Any?) -> [String: Any]? {
+    func resolveObject(_ value: Any?) -> [String: Any]? { Self.resolve(value, in: root) }
+
+    static func resolve(_ value: Any?, in root: [String: Any]) -> [String: Any]? {
         guard var object = Self.object(value) else { return nil }
         var hops = 0
         while let ref = object["$ref"] as? String, ref.hasPrefix("#/"), hops < 10 {
