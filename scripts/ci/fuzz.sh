@@ -15,6 +15,8 @@
 #   EDM_FUZZ_SEED           hypothesis seed (default: random; printed, so a finding can be replayed)
 #   EDM_FUZZ_REPORT_DIR     where the JUnit report goes (default: a temporary folder, printed)
 #   EDM_API_TOKEN           a Bearer token to send (see the TODO below)
+#   EDM_FUZZ_KEEP           non-empty: keep the database and schemathesis.toml (the server log and
+#                           the report are always kept in the printed /tmp/edm-fuzz.* folder)
 # Requires: schemathesis (pip install schemathesis), curl, python3.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
