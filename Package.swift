@@ -28,6 +28,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        // Tests only: parses openapi.yaml to compare it with the registered routes.
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
         // Entry point only: parses the command line and hands over to EDMMonitor.
@@ -73,6 +75,7 @@ let package = Package(
                 .product(name: "VaporTesting", package: "vapor"),
                 // The browser tests drive chromedriver's WebDriver HTTP API with it.
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Yams", package: "Yams"),
             ]
         ),
         .testTarget(

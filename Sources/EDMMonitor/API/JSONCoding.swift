@@ -3,8 +3,18 @@ import Vapor
 
 /// JSON coding of the API: times are returned as ISO 8601 UTC (`2026-03-09T10:00:00.123Z`,
 /// milliseconds when not whole) and accepted as ISO 8601 with any offset, with or without
-/// fractional seconds, or as Unix seconds (a JSON number).
+/// fractional seconds, or as Unix seconds (a JSON number), within ``acceptedSeconds``.
 enum APIJSON {
+    /// Instants accepted, in Unix seconds: from 1970-01-01T00:00:00Z to before 1e11 s (year
+    /// 5138), so that every stored time is written back as RFC 3339 `date-time` (a four-digit
+    /// year; an instant before year 1 would come back as `-0927-…`).
+    static let acceptedSeconds = 0.0..<1e11
+
+    /// `seconds` as a date when within ``acceptedSeconds``, else `nil`.
+    static func date(unixSeconds seconds: Double) -> Date? {
+        acceptedSeconds.contains(seconds) ? Date(timeIntervalSince1970: seconds) : nil
+    }
+
     static func encoder() -> JSONEncoder {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
@@ -20,14 +30,14 @@ enum APIJSON {
         decoder.dateDecodingStrategy = .custom { decoder in
             let container = try decoder.singleValueContainer()
             if let seconds = try? container.decode(Double.self) {
-                guard seconds.isFinite, abs(seconds) < 1e11 else {
-                    throw DecodingError.dataCorruptedError(in: container, debugDescription: "Unix seconds out of range")
+                guard let date = date(unixSeconds: seconds) else {
+                    throw DecodingError.dataCorruptedError(in: container, debugDescription: "Unix seconds out of range (0 to 1e11)")
                 }
-                return Date(timeIntervalSince1970: seconds)
+                return date
             }
             let text = try container.decode(String.self)
             guard let date = parse(text) else {
-                throw DecodingError.dataCorruptedError(in: container, debugDescription: "expected ISO 8601 (e.g. 2026-03-09T10:00:00Z) or Unix seconds")
+                throw DecodingError.dataCorruptedError(in: container, debugDescription: "expected ISO 8601 (e.g. 2026-03-09T10:00:00Z) or Unix seconds, from 1970 to year 5138")
             }
             return date
         }
@@ -41,14 +51,14 @@ enum APIJSON {
     }
 
     /// Parses ISO 8601 with offset (`Z` or `±hh:mm`), with or without fractional seconds, or
-    /// Unix seconds given as a string.
+    /// Unix seconds given as a string; `nil` when neither, or outside ``acceptedSeconds``.
     static func parse(_ text: String) -> Date? {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
-        if let seconds = Double(trimmed), seconds.isFinite, abs(seconds) < 1e11 { return Date(timeIntervalSince1970: seconds) }
+        if let seconds = Double(trimmed) { return date(unixSeconds: seconds) }
         for options: ISO8601DateFormatter.Options in [[.withInternetDateTime], [.withInternetDateTime, .withFractionalSeconds]] {
             let formatter = ISO8601DateFormatter()
             formatter.formatOptions = options
-            if let date = formatter.date(from: trimmed) { return date }
+            if let parsed = formatter.date(from: trimmed) { return date(unixSeconds: parsed.timeIntervalSince1970) }
         }
         return nil
     }

@@ -128,8 +128,8 @@ struct PerformanceMetricsController: RouteCollection {
         var problems = raw.problems
         var timestamp = now
         if let seconds = raw.seconds {
-            if seconds.isFinite, abs(seconds) < 1e11 { timestamp = Date(timeIntervalSince1970: seconds) } else {
-                problems.append(.init(field: "timestamp", reason: "Unix seconds out of range"))
+            if let date = APIJSON.date(unixSeconds: seconds) { timestamp = date } else {
+                problems.append(.init(field: "timestamp", reason: "Unix seconds out of range (0 to 1e11)"))
             }
         } else if let text = raw.timeText {
             if let date = APIJSON.parse(text) { timestamp = date } else {

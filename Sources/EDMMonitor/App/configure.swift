@@ -91,6 +91,7 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     try app.register(collection: MonitoringConfigController())
     try app.register(collection: TokensController())
     try app.register(collection: DashboardController())
+    try app.register(collection: OpenAPIController())
     // Last: wraps every route registered above with its access check (RoutePolicy).
     RoutePolicy.apply(to: app, metricsRequireToken: settings.metrics.metricsRequireToken)
 }
@@ -129,7 +130,7 @@ public enum RouteCatalog {
         "GET /api/monitoring/system-health", "GET /metrics",
         "GET /api/monitoring/config", "PUT /api/monitoring/config", "GET /api/monitoring/config/changes",
         "POST /api/tokens", "GET /api/tokens", "GET /api/tokens/:id", "POST /api/tokens/:id/revoke",
-        "GET /", "GET /assets/:name",
+        "GET /", "GET /assets/:name", "GET /openapi.yaml",
     ]
 
     /// `METHOD /path` of every route registered on `app`, sorted by path then method.
