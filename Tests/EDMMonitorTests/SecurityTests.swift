@@ -316,6 +316,74 @@ extension SecurityTests {
     }
 }
 
+extension SecurityTests {
+    @Test("cross-site writes are refused: form bodies are 415, a foreign Origin or Sec-Fetch-Site is 403 (the open API cannot be driven by another web page)")
+    func crossSite() async throws {
+        try await withApp(.sqlite) { app, _ in
+            func post(_ headers: HTTPHeaders, _ body: String) async throws -> HTTPStatus {
+                var status = HTTPStatus.ok
+                try await app.testing().test(.POST, "/api/users", headers: headers, body: ByteBuffer(string: body)) { status = $0.status }
+                return status
+            }
+            let json = #"{"name":"Ann","email":"ann@example.com"}"#
+            let status1 = try await post(["Content-Type": "application/x-www-form-urlencoded"], "name=victim&email=v@example.com")
+            #expect(status1 == HTTPStatus.unsupportedMediaType)
+            let status2 = try await post(["Content-Type": "multipart/form-data; boundary=x"], "--x--")
+            #expect(status2 == HTTPStatus.unsupportedMediaType)
+            let status3 = try await post(["Content-Type": "text/plain"], json)
+            #expect(status3 == HTTPStatus.unsupportedMediaType)
+            let status4 = try await post(["Content-Type": "application/json", "Origin": "http://evil.example", "Host": "127.0.0.1:8080"], json)
+            #expect(status4 == HTTPStatus.forbidden)
+            let status5 = try await post(["Content-Type": "application/json", "Sec-Fetch-Site": "cross-site"], json)
+            #expect(status5 == HTTPStatus.forbidden)
+            let status6 = try await post(["Content-Type": "application/json", "Sec-Fetch-Site": "same-site"], json)
+            #expect(status6 == HTTPStatus.forbidden)
+            // The dashboard (same origin) and scripts (no Origin) pass.
+            let status7 = try await post(["Content-Type": "application/json", "Origin": "http://127.0.0.1:8080", "Host": "127.0.0.1:8080", "Sec-Fetch-Site": "same-origin"], json)
+            #expect(status7 == HTTPStatus.created)
+            let status8 = try await post(["Content-Type": "application/json; charset=utf-8"], json)
+            #expect(status8 == HTTPStatus.created)
+            #expect(try await User.query(on: app.db).count() == 2)
+        }
+        #expect(CrossSiteRequestMiddleware.isSameOrigin("https://edm.example.com", host: "edm.example.com"))
+        #expect(CrossSiteRequestMiddleware.isSameOrigin("http://edm.example.com:80", host: "edm.example.com"))
+        #expect(!CrossSiteRequestMiddleware.isSameOrigin("http://127.0.0.1:9999", host: "127.0.0.1:8080"))
+        #expect(!CrossSiteRequestMiddleware.isSameOrigin("null", host: "127.0.0.1:8080"))
+    }
+
+    @Test("reserved token names, and redacted URLs sent back, are refused")
+    func roundTrips() async throws {
+        try await withApp(.sqlite) { app, _ in
+            for name in ["anonymous", "Anonymous", "cli"] {
+                try await app.testing().test(.POST, "/api/tokens", beforeRequest: { try $0.content.encode(["name": name, "role": "admin"], as: .json) }) { res in
+                    #expect(res.status == .badRequest, "\(name)")
+                }
+            }
+            let body: [String: JSONValue] = ["name": "api", "provider": "http", "sender_address": "news@example.com", "daily_quota": 10,
+                                             "http": ["endpoint_url": "http://user:pw12345@127.0.0.1:18150/send?key=abc#frag"]]
+            var id = ""
+            try await app.testing().test(.POST, "/api/email-services", beforeRequest: { try $0.content.encode(body, as: .json) }) { res in
+                #expect(res.status == .created)
+                #expect(res.body.string.contains(#"http://user:***@127.0.0.1:18150/send?key=***#***"#), "\(res.body.string)")
+                id = String(res.body.string.split(separator: "\"id\":\"").last?.prefix(36) ?? "")
+            }
+            let back: [String: JSONValue] = ["http": ["endpoint_url": "http://user:***@127.0.0.1:18150/send?key=***"]]
+            try await app.testing().test(.PATCH, "/api/email-services/\(id)", beforeRequest: { try $0.content.encode(back, as: .json) }) { res in
+                #expect(res.status == .badRequest, "\(res.body.string)")
+            }
+            let stored = try #require(try await EmailService.query(on: app.db).first())
+            #expect(stored.providerConfig.http?.endpointURL == "http://user:pw12345@127.0.0.1:18150/send?key=abc#frag")
+        }
+    }
+
+    @Test("log lines cannot be forged with control characters, and request bodies are not dumped")
+    func logHygiene() {
+        #expect(RedactingLogHandler.escapeControls("x\n2026 critical FORGED") == "x\\n2026 critical FORGED")
+        #expect(RedactingLogHandler.escapeControls("plain") == "plain")
+        #expect(RedactingLogHandler.scrub(.string("a\rb")) == .string("a\\rb"))
+    }
+}
+
 @Suite("Constant-time comparison")
 struct ConstantTimeTests {
     @Test("equal only for the same bytes and length")

@@ -313,7 +313,9 @@ struct EmailServicesController: RouteCollection {
             if creating && body.http == nil { details.append(.init(field: "http", reason: "is required for provider http")) }
             let old = config.http
             let endpoint = body.http?.endpoint_url ?? old?.endpointURL ?? ""
-            if let problem = outbound.problem(url: endpoint) {
+            if body.http?.endpoint_url?.contains("***") == true {
+                details.append(.init(field: "http.endpoint_url", reason: "contains *** (a redacted URL from a response); send the real URL, or leave endpoint_url out to keep the stored one"))
+            } else if let problem = outbound.problem(url: endpoint) {
                 details.append(.init(field: "http.endpoint_url", reason: problem))
             }
             let headers = body.http?.headers ?? old?.headers ?? [:]
@@ -343,10 +345,13 @@ struct EmailServicesController: RouteCollection {
 
 /// Checks and redaction of URLs the server calls (HTTP mailer endpoints, alert webhooks).
 enum OutboundURL {
-    /// `text` with any user-info password and every query value replaced by `***`.
+    /// `text` with any user-info password (or a user name given alone, which may be a token),
+    /// the fragment and every query value replaced by `***`.
     static func redacted(_ text: String) -> String {
         guard var components = URLComponents(string: text) else { return DatabaseLocation.redactPassword(in: text) }
         if components.password != nil { components.password = "***" }
+        if components.user != nil && components.password == nil { components.user = "***" }
+        if components.fragment != nil { components.fragment = "***" }
         if let items = components.queryItems, !items.isEmpty {
             components.queryItems = items.map { URLQueryItem(name: $0.name, value: $0.value == nil ? nil : "***") }
         }

@@ -39,6 +39,10 @@ info:
       controls tasks; `admin` also manages rules, services, users, configuration and tokens).
       Health, `/metrics`, the dashboard pages and this document are public (`security: []`;
       `EDM_METRICS_REQUIRE_TOKEN=true` makes `/metrics` need a viewer token).
+    - **Cross-site requests** are refused: a write whose `Origin` is not this server or whose
+      `Sec-Fetch-Site` is `cross-site`/`same-site` is `403 forbidden`, and a request body must be
+      `application/json` (or `text/csv` for task imports), else `415 unsupported_media_type`,
+      so no other web page can drive the API through an operator's browser.
     - **Request ids**: every response carries `X-Request-ID` — the client's own when it sent
       one of 1–128 characters of `A–Z a–z 0–9 . _ : -`, else a new UUID — and the server logs
       it with every line it writes for the request.

@@ -41,6 +41,7 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     // Outermost: the request id is set before anything logs, and echoed on every response.
     app.middleware.use(RequestIDMiddleware())
     app.middleware.use(APIErrorMiddleware())
+    app.middleware.use(CrossSiteRequestMiddleware())
     // Inside the error middleware: sees thrown errors and records the status they will get.
     app.apiMetrics = APIMetricsRecorder(clock: dependencies.clock)
     app.middleware.use(APIMetricsMiddleware(recorder: app.apiMetrics))

@@ -106,7 +106,9 @@ public func bootstrapLogging(_ settings: Settings) {
 /// string metadata value passes through ``LogRedaction/scrub(_:)`` (credentials in request
 /// heads, tokens), and the bound values of database statements (metadata `binds` of SQLKit's
 /// "Executing query" and `input` of FluentKit's "Running query", which include SMTP passwords
-/// and webhook URLs) are replaced by their count; the statements themselves are kept.
+/// and webhook URLs) are replaced by their count; the statements themselves are kept. Vapor's
+/// `trace` dumps of request bodies are dropped, and control characters are escaped so that a
+/// value from a request cannot forge a log line.
 public struct RedactingLogHandler: LogHandler {
     public var wrapped: any LogHandler
 
@@ -130,9 +132,22 @@ public struct RedactingLogHandler: LogHandler {
 
     public func log(event: LogEvent) {
         var event = event
-        event.message = "\(LogRedaction.scrub(event.message.description))"
+        let message = event.message.description
+        // Vapor dumps request bodies (hex) at trace: they hold passwords and header secrets.
+        if message.hasPrefix("Decoded HTTP part: body") {
+            event.message = "Decoded HTTP part: body <hidden>"
+        } else {
+            event.message = "\(Self.escapeControls(LogRedaction.scrub(message)))"
+        }
         event.metadata = event.metadata.map(Self.scrub)
         wrapped.log(event: event)
+    }
+
+    /// `text` with control characters (line breaks above all) written as `\n`, `\u{1B}`…, so a
+    /// value taken from a request (a percent-decoded path) cannot start a forged log line.
+    static func escapeControls(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else { return text }
+        return text.unicodeScalars.map { $0.properties.generalCategory == .control ? $0.escaped(asASCII: true) : String($0) }.joined()
     }
 
     static func scrub(_ metadata: Logger.Metadata) -> Logger.Metadata {
@@ -145,8 +160,8 @@ public struct RedactingLogHandler: LogHandler {
 
     static func scrub(_ value: Logger.MetadataValue) -> Logger.MetadataValue {
         switch value {
-        case .string(let text): .string(LogRedaction.scrub(text))
-        case .stringConvertible(let convertible): .string(LogRedaction.scrub(convertible.description))
+        case .string(let text): .string(escapeControls(LogRedaction.scrub(text)))
+        case .stringConvertible(let convertible): .string(escapeControls(LogRedaction.scrub(convertible.description)))
         case .array(let values): .array(values.map(scrub))
         case .dictionary(let values): .dictionary(values.mapValues(scrub))
         }

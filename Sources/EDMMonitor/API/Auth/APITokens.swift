@@ -75,6 +75,8 @@ public enum APITokens {
     /// - Returns: the reason it is refused, or `nil` when it is fine.
     public static func nameProblem(_ name: String) -> String? {
         guard (1...100).contains(name.count) else { return "must be 1 to 100 characters" }
+        // Reserved: they name the open API and the command line in audit records.
+        guard !["anonymous", "cli"].contains(name.lowercased()) else { return "\(name) is reserved" }
         guard name.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "._-@".unicodeScalars.contains($0)) }) else {
             return "may hold only letters, digits, '.', '_', '-' and '@'"
         }
