@@ -92,10 +92,14 @@ struct ServeCommand: AsyncParsableCommand {
             SwiftMetricsBridge.bootstrap(app.prometheusRegistry)
             let services = app.edm
             app.lifecycle.use(BackgroundLoop { await services.scheduler.run() })
-            app.lifecycle.use(BackgroundLoop { await services.taskMonitor.run() })
-            app.lifecycle.use(BackgroundLoop { await services.alerting.run() })
-            app.lifecycle.use(MetricRetentionLifecycle(store: app.metricStore))
-            app.lifecycle.use(SystemMonitorLifecycle(service: app.systemMonitor))
+            if settings.monitoringEnabled {
+                app.lifecycle.use(BackgroundLoop { await services.taskMonitor.run() })
+                app.lifecycle.use(BackgroundLoop { await services.alerting.run() })
+                app.lifecycle.use(MetricRetentionLifecycle(store: app.metricStore))
+                app.lifecycle.use(SystemMonitorLifecycle(service: app.systemMonitor))
+            } else {
+                logger.warning("monitoring is off (EDM_MONITORING=off): no task, system or API metrics and no alerting")
+            }
             // Vapor's serve command binds the address set by `configure` and shuts down
             // gracefully on SIGINT and SIGTERM (stopping the scheduler after its message in flight).
             do {

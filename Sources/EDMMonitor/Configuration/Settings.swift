@@ -138,6 +138,7 @@ public struct SettingsError: Error, CustomStringConvertible, Equatable {
 /// | `EDM_HTTP_PORT` | `--port` | `8080` |
 /// | `EDM_LOG_LEVEL` | `--log-level` | `info` |
 /// | `EDM_LOG_FORMAT` | `--log-format` | `text` |
+/// | `EDM_MONITORING` | | `on` (`off` stops every monitor; for overhead benchmarks) |
 public struct Settings: Sendable, Equatable {
     /// Where the data lives.
     public var database: DatabaseLocation
@@ -151,6 +152,12 @@ public struct Settings: Sendable, Equatable {
     public var logFormat: LogFormat
     /// Metric retention and cleanup (environment only; see ``MetricSettings``).
     public var metrics: MetricSettings = .defaults
+    /// Whether `serve` monitors at all (`EDM_MONITORING`, default on). Off means no task
+    /// lifecycle rows, no task monitor, system monitor, alert evaluation or metric cleanup loops,
+    /// and no per-request API metrics: the sending path runs bare. It exists so that
+    /// `scripts/bench/` can measure what monitoring costs the sending it watches (BENCHMARKS.md);
+    /// operators leave it on.
+    public var monitoringEnabled = true
 
     /// The defaults listed in the table above.
     public static let defaults = Settings(
@@ -228,6 +235,13 @@ public struct Settings: Sendable, Equatable {
             }
             settings.logFormat = format
         }
+        if let raw = environment["EDM_MONITORING"], !raw.isEmpty {
+            switch raw.trimmingCharacters(in: .whitespaces).lowercased() {
+            case "on", "true", "1": settings.monitoringEnabled = true
+            case "off", "false", "0": settings.monitoringEnabled = false
+            default: throw SettingsError(setting: "EDM_MONITORING", value: raw, reason: "not on or off", accepted: "on or off")
+            }
+        }
         settings.metrics = try MetricSettings.load(environment: environment)
         return settings
     }
@@ -262,6 +276,7 @@ public struct Settings: Sendable, Equatable {
             "http_port": "\(httpPort)",
             "log_level": "\(logLevel.rawValue)",
             "log_format": "\(logFormat.rawValue)",
+            "monitoring": "\(monitoringEnabled ? "on" : "off")",
         ]
     }
 }
