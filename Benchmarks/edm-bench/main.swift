@@ -190,6 +190,8 @@ func evaluatorBenchmark() async throws {
             rule.keepFiringMinutes = 0
             rule.noData = "ok"
             rule.labels = [:]
+            rule.createdAt = clock.now()
+            rule.updatedAt = clock.now()
             try await rule.create(on: app.db)
         }
     }
@@ -224,7 +226,7 @@ func memoryBenchmark() async throws {
     let before = memory()
     let cycles = Int(hours * 3600 / 15)
     var samples: [Int] = []
-    let seconds = try await timed {
+    let seconds = await timed {
         for cycle in 0..<cycles {
             clock.advance(by: 15)
             _ = await app.systemMonitor.collectOnce()

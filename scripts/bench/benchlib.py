@@ -171,7 +171,10 @@ class Stack:
         if self.postgres:
             self.postgres.stop("immediate")
             self.postgres = None
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        if os.environ.get("EDM_BENCH_KEEP"):
+            log(f"kept {self.workdir} (EDM_BENCH_KEEP)")
+        else:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def start_postgres(self) -> Postgres:
         self.postgres = Postgres(self.workdir)

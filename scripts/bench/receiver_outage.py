@@ -6,7 +6,9 @@ Three absence rules (window 1 min, webhook channel) fire at the first evaluation
 receiver is down; after 60 s the missing metrics are sent, so the rules resolve while it is
 still down. The receiver comes back on the same port; the script waits (bounded) for the
 outbox's retries (10 s doubling) to deliver, then keeps listening 30 s more for duplicates.
-Expected: each rule's firing and resolved notifications arrive exactly once.
+Expected: each rule's firing and resolved notifications arrive exactly once per episode (a rule
+whose metric stops again after resolving fires a new episode with a new startsAt; that is a new
+notification, not a duplicate).
 
   python3 scripts/bench/receiver_outage.py [--down 120]
 """
@@ -30,6 +32,7 @@ class Receiver:
     def __init__(self, port: int):
         self.port = port
         self.received: list[dict] = []
+        self.arrivals: list[tuple] = []
         self.lock = threading.Lock()
         self.server: ThreadingHTTPServer | None = None
 
@@ -41,6 +44,7 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 with outer.lock:
                     outer.received.append(json.loads(body))
+                    outer.arrivals.append((time.time(), self.headers.get("Idempotency-Key"), [(a.get("labels", {}).get("alertname"), a.get("status"), a.get("startsAt")) for a in json.loads(body).get("alerts", [])]))
                 self.send_response(200)
                 self.end_headers()
 
@@ -58,12 +62,14 @@ class Receiver:
             self.server = None
 
     def notifications(self) -> collections.Counter:
-        """(rule name, status) → times received."""
+        """(rule name, status, episode start) → times received. An absence rule whose metric
+        stops again fires a new episode (a new startsAt): that is a new notification, not a
+        duplicate."""
         counts = collections.Counter()
         with self.lock:
             for payload in self.received:
                 for alert in payload.get("alerts", []):
-                    counts[(alert.get("labels", {}).get("alertname"), alert.get("status"))] += 1
+                    counts[(alert.get("labels", {}).get("alertname"), alert.get("status"), alert.get("startsAt"))] += 1
         return counts
 
 
@@ -95,17 +101,18 @@ def main() -> None:
         log("receiver up again; waiting for delivery")
         expected = {(f"absent-{i}", status) for i in range(RULES) for status in ("firing", "resolved")}
         try:
-            wait_for(lambda: expected <= set(receiver.notifications()), timeout=900, interval=2, what="every notification")
+            wait_for(lambda: expected <= {k[:2] for k in receiver.notifications()}, timeout=900, interval=2, what="every notification")
         finally:
             delivered_after = time.monotonic() - up_at
             time.sleep(30)  # duplicates would arrive now
             receiver.stop()
     counts = receiver.notifications()
-    duplicates = {f"{k[0]}/{k[1]}": n for k, n in counts.items() if n > 1}
-    missing = sorted(f"{k[0]}/{k[1]}" for k in expected - set(counts))
+    duplicates = {f"{k[0]}/{k[1]}/{k[2]}": n for k, n in counts.items() if n > 1}
+    missing = sorted(f"{k[0]}/{k[1]}" for k in expected - {k[:2] for k in counts})
     result = {"down_seconds": args.down, "notifications_expected": len(expected), "notifications_received": sum(counts.values()),
               "received_while_down": received_while_down, "missing": missing, "duplicates": duplicates,
-              "seconds_from_receiver_up_to_all_delivered": round(delivered_after, 1)}
+              "seconds_from_receiver_up_to_all_delivered": round(delivered_after, 1),
+              "arrivals": [[round(t - up_at, 1), key, alerts] for t, key, alerts in receiver.arrivals]}
     log(f"expected {len(expected)}, received {sum(counts.values())}, missing {len(missing)}, duplicates {len(duplicates)}")
     write_result("receiver-outage", result)
     raise SystemExit(0 if not missing and not duplicates else 1)

@@ -369,6 +369,9 @@ public final class AlertManagerService: Sendable {
 
     /// Delivers due outbox notifications (at most `limit`), oldest first; a failure is retried
     /// with exponential backoff; a delivered notification is marked so and never sent again.
+    /// A notification waits while an older one of the same alert to the same channel is still
+    /// pending, so a receiver that was down never sees `resolved` before its `firing`
+    /// (scripts/bench/receiver_outage.py found that order after a two-minute outage).
     /// - Returns: how many were delivered.
     @discardableResult
     public func deliverOnce(limit: Int = 100) async throws -> Int {
@@ -378,8 +381,12 @@ public final class AlertManagerService: Sendable {
         let settings = self.settings
         struct Row: Decodable { var id: UUID; var channel: String; var kind: String; var alert: String; var attempts: Int; var created_at: Date }
         let due = try await sql.raw("""
-            SELECT id, channel, kind, alert, attempts, created_at FROM alert_notifications
-            WHERE status = 'pending' AND next_attempt_at <= \(bind: now) ORDER BY created_at, id LIMIT \(literal: limit)
+            SELECT n.id, n.channel, n.kind, n.alert, n.attempts, n.created_at FROM alert_notifications n
+            WHERE n.status = 'pending' AND n.next_attempt_at <= \(bind: now)
+              AND NOT EXISTS (SELECT 1 FROM alert_notifications o
+                              WHERE o.history_id = n.history_id AND o.channel = n.channel AND o.status = 'pending'
+                                AND (o.created_at < n.created_at OR (o.created_at = n.created_at AND o.id < n.id)))
+            ORDER BY n.created_at, n.id LIMIT \(literal: limit)
             """).all(decoding: Row.self)
         var delivered = 0
         let decoder = JSONDecoder()
