@@ -153,6 +153,7 @@ class Stack:
         self.postgres: Postgres | None = None
 
     def __enter__(self) -> "Stack":
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run __exit__ on kill
         return self
 
     def __exit__(self, *exc) -> None:

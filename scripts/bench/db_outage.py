@@ -17,7 +17,7 @@ Checked afterwards:
 - the firing absence alert did not resolve (other rules may fire and resolve on the outage's
   own figures, e.g. the API error rate).
 
-  python3 scripts/bench/db_outage.py [--down 30] [--count 1500]
+  python3 scripts/bench/db_outage.py [--down 30] [--count 300]
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from benchlib import API, Stack, log, wait_for, write_result
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--down", type=float, default=30)
-    parser.add_argument("--count", type=int, default=1500)
+    parser.add_argument("--count", type=int, default=300)
     args = parser.parse_args()
     with Stack("db-outage") as stack:
         pg = stack.start_postgres()

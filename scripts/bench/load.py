@@ -61,6 +61,7 @@ def main() -> None:
         latencies: dict[str, list[float]] = {"read": [], "ingest": [], "ack": []}
         statuses: dict[str, dict[int, int]] = {"read": {}, "ingest": {}, "ack": {}}
         errors: list[str] = []
+        failures_5xx: dict[str, int] = {}
         acknowledged_points = [0]
         deadline = time.monotonic() + args.seconds
 
@@ -97,6 +98,8 @@ def main() -> None:
                     continue
                 elapsed = time.monotonic() - start
                 with lock:
+                    if status >= 500:
+                        failures_5xx[f"{method} {path.split('?')[0]} {status}"] = failures_5xx.get(f"{method} {path.split('?')[0]} {status}", 0) + 1
                     latencies[kind].append(elapsed)
                     statuses[kind][status] = statuses[kind].get(status, 0) + 1
                     if kind == "ingest" and status == 201:
@@ -119,7 +122,7 @@ def main() -> None:
     fivexx = sum(n for s in statuses.values() for code, n in s.items() if code >= 500)
     result = {
         "database": args.database, "clients": args.clients, "seconds": args.seconds, "requests": total, "requests_per_second": total / args.seconds,
-        "status_counts": {k: {str(c): n for c, n in v.items()} for k, v in statuses.items()}, "responses_5xx": fivexx,
+        "status_counts": {k: {str(c): n for c, n in v.items()} for k, v in statuses.items()}, "responses_5xx": fivexx, "responses_5xx_by_route": failures_5xx,
         "connection_errors": len(errors), "first_errors": errors[:5],
         "latency_ms": {k: {"p50": (percentile(v, 0.5) or 0) * 1000, "p99": (percentile(v, 0.99) or 0) * 1000, "n": len(v)} for k, v in latencies.items()},
         "ingest_points_acknowledged": acknowledged_points[0], "ingest_points_stored": stored, "ingest_points_lost": acknowledged_points[0] - stored,
