@@ -1,4 +1,5 @@
 // swift-tools-version:6.0
+import Foundation
 import PackageDescription
 
 // Versions are the lowest of those mirrored on the project's build machines (offline): `from:`
@@ -86,3 +87,20 @@ let package = Package(
         ),
     ]
 )
+
+// `edm-bench`, the in-process benchmarks of BENCHMARKS.md, exists only when EDM_BENCHMARKS is
+// set, so the normal build and CI never compile it; being in this package it reuses the
+// release build's compiled dependencies:
+//   EDM_BENCHMARKS=1 swift build -c release --product edm-bench
+if ProcessInfo.processInfo.environment["EDM_BENCHMARKS"] != nil {
+    package.targets.append(.executableTarget(
+        name: "edm-bench",
+        dependencies: [
+            "EDMMonitor", "EDMMonitorCore",
+            .product(name: "Vapor", package: "vapor"),
+            .product(name: "FluentKit", package: "fluent-kit"),
+            .product(name: "SQLKit", package: "sql-kit"),
+        ],
+        path: "Benchmarks/edm-bench"
+    ))
+}

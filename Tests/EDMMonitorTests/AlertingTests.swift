@@ -111,6 +111,41 @@ struct AlertingTests {
         try await receiver.stop()
     }
 
+    @Test("after an outage a receiver gets firing before resolved, even when the resolved retry falls due first", arguments: TestDatabase.enabled)
+    func outageKeepsOrder(_ db: TestDatabase) async throws {
+        let receiver = try await WebhookReceiver()
+        let t0 = try #require(APIJSON.parse("2026-03-09T10:00:00Z"))
+        let clock = ManualClock(start: t0)
+        do {
+            try await withApp(db, clock: clock) { app, _ in
+                _ = try await Self.createRule(app, [
+                    "name": "cpu", "metric_name": "edm_system_cpu_usage_percent", "condition_type": "threshold", "comparison_operator": ">",
+                    "threshold_value": 90, "time_window_minutes": 1, "severity": "critical",
+                    "notification_channels": [["type": "webhook", "url": .string(receiver.url)]],
+                ])
+                receiver.state.down.withLock { $0 = true }
+                try await Self.point(app, "edm_system_cpu_usage_percent", 95, at: clock.now())
+                #expect(try await app.edm.alerting.evaluateOnce().firing == 1)
+                #expect(try await app.edm.alerting.deliverOnce() == 0)  // attempt 1 fails: retry at +10 s
+                clock.set(t0.addingTimeInterval(10))
+                #expect(try await app.edm.alerting.deliverOnce() == 0)  // attempt 2 fails: retry at +30 s
+                clock.set(t0.addingTimeInterval(12))
+                try await Self.point(app, "edm_system_cpu_usage_percent", 50, at: clock.now())
+                #expect(try await app.edm.alerting.evaluateOnce().resolved == 1)  // resolved is due at once
+                receiver.state.down.withLock { $0 = false }
+                #expect(try await app.edm.alerting.deliverOnce() == 0)  // it waits for its firing
+                clock.set(t0.addingTimeInterval(30))
+                #expect(try await app.edm.alerting.deliverOnce() == 2)  // the firing, then its resolved
+                #expect(try await app.edm.alerting.deliverOnce() == 0)
+                #expect(receiver.payloads.map { $0["status"] as? String } == ["firing", "resolved"])
+            }
+        } catch {
+            try? await receiver.stop()
+            throw error
+        }
+        try await receiver.stop()
+    }
+
     @Test("a receiver that is down gets every notification after it returns, exactly once")
     func receiverOutage() async throws {
         let receiver = try await WebhookReceiver()

@@ -66,6 +66,11 @@ struct HealthTests {
 
             try server.stopProcess()
             try await expectHealth(app, status: .serviceUnavailable, database: "unhealthy")
+            // A write during the outage is refused as 503 `unavailable`, not a 500.
+            let ingest = try await app.testing().sendRequest(.POST, "/api/monitoring/performance-metrics", headers: ["content-type": "application/json"],
+                                                             body: ByteBuffer(string: #"{"points":[{"name":"edm_outage_probe","value":1}]}"#))
+            #expect(ingest.status == .serviceUnavailable)
+            #expect(ingest.body.string.contains(#""code":"unavailable""#), "\(ingest.body.string)")
 
             try server.startProcess()
             // The pool reconnects on the next request; allow a few attempts (bounded).

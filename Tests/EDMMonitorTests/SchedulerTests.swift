@@ -3,6 +3,7 @@ import EDMMonitorCore
 import FluentKit
 import Foundation
 import SQLKit
+import Synchronization
 import Testing
 import Vapor
 
@@ -202,6 +203,52 @@ struct SchedulerTests {
             #expect(task.sentCount == 2)
             #expect(task.failedCount == 1)
             #expect(task.status == .completed)
+        }
+    }
+
+    /// Mailers that take the `sub_tasks` table out of reach during their first send, as a
+    /// database outage between the send and its bookkeeping would.
+    final class OutageMailers: MailerFactory, @unchecked Sendable {
+        var app: Application?
+        let sent = Mutex<[String]>([])
+
+        func makeMailer(for service: EmailService) throws -> any Mailer { Outage(factory: self) }
+
+        struct Outage: Mailer {
+            let factory: OutageMailers
+            func send(_ email: OutgoingEmail) async -> MailerOutcome {
+                let first = factory.sent.withLock { s in s.append(email.toAddress); return s.count == 1 }
+                if first, let app = factory.app { try? await app.sql.raw("ALTER TABLE sub_tasks RENAME TO sub_tasks_unreachable").run() }
+                return .sent(messageID: nil)
+            }
+            func close() async {}
+        }
+    }
+
+    @Test("a sent message whose outcome the database could not take is recorded sent when it returns, not failed as interrupted",
+          arguments: TestDatabase.enabled)
+    func outcomeKeptThroughOutage(_ db: TestDatabase) async throws {
+        let clock = ManualClock()
+        let mailers = OutageMailers()
+        try await withApp(db, clock: clock, mailers: mailers) { app, _ in
+            mailers.app = app
+            let user = try await Fixtures.user(app)
+            try await Fixtures.service(app, name: "a")
+            let taskID = try await Fixtures.task(app, user: user, recipients: 3)
+            await #expect(throws: (any Error).self) { try await app.edm.scheduler.runOnce() }
+            #expect(mailers.sent.withLock { $0.count } == 1)
+
+            try await app.sql.raw("ALTER TABLE sub_tasks_unreachable RENAME TO sub_tasks").run()
+            clock.advance(by: 31)  // the claim's lease ran out during the outage
+            let report = try await Fixtures.drain(app)
+            #expect(report.interrupted == 0)
+            #expect(report.sent == 2)
+            #expect(mailers.sent.withLock { $0 }.sorted() == ["r0@example.com", "r1@example.com", "r2@example.com"])
+            let task = try #require(try await TaskRecord.find(taskID, on: app.db))
+            #expect(task.sentCount == 3)
+            #expect(task.failedCount == 0)
+            #expect(task.status == .completed)
+            mailers.app = nil
         }
     }
 

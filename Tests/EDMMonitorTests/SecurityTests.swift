@@ -266,7 +266,7 @@ struct SecurityTests {
         #expect(list.status == 0 && list.stdout.contains("ops\tadmin\tactive"), "\(list.stdout) \(list.stderr)")
         #expect(!list.stdout.contains(token))
         let duplicate = try runEDMMonitor(["token", "create", "--role", "viewer", "--name", "ops", "--database-url", url])
-        #expect(duplicate.status == 2 && duplicate.stderr.contains("already exists"), "\(duplicate.stderr)")
+        #expect(duplicate.status == 1 && duplicate.stderr.contains("already exists"), "\(duplicate.stderr)")
         let badRole = try runEDMMonitor(["token", "create", "--role", "root", "--name", "x", "--database-url", url])
         #expect(badRole.status == 2 && badRole.stderr.split(separator: "\n").count == 1, "\(badRole.stderr)")
         let revoked = try runEDMMonitor(["token", "revoke", "--name", "ops", "--database-url", url])

@@ -2,6 +2,7 @@
 import Foundation
 import Logging
 import Testing
+import Vapor
 
 /// Settings from the environment and flags, validated at start.
 @Suite("Settings")
@@ -81,6 +82,27 @@ struct SettingsTests {
             #expect(message.hasPrefix("\(bad.setting)="))
             #expect(!message.contains("p@"), "a password leaked into: \(message)")
         }
+    }
+
+    @Test("EDM_MONITORING switches monitoring off; anything but on/off is refused")
+    func monitoringSwitch() async throws {
+        #expect(try Settings.load(environment: [:]).monitoringEnabled)
+        #expect(try Settings.load(environment: ["EDM_MONITORING": "on"]).monitoringEnabled)
+        var off = try Settings.load(environment: ["EDM_MONITORING": " OFF ", "EDM_DATABASE_URL": "sqlite::memory:"])
+        #expect(!off.monitoringEnabled)
+        #expect(off.loggable["monitoring"] == "off")
+        #expect(throws: SettingsError.self) { try Settings.load(environment: ["EDM_MONITORING": "maybe"]) }
+
+        // Off: the scheduler's hooks record nothing.
+        off.httpPort = 0
+        let app = try await Application.make(.testing)
+        do {
+            try await configure(app, settings: off)
+            #expect(app.edm.taskHooks is DisabledTaskMonitorHooks)
+        } catch {
+            Issue.record("configure failed: \(error)")
+        }
+        try await app.asyncShutdown()
     }
 
     @Test("a malformed flag is named as the flag")

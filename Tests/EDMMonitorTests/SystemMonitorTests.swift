@@ -121,6 +121,44 @@ struct SystemMonitorTests {
         }
     }
 
+    /// Two points a cycle, valued by the cycle's time.
+    struct TickCollector: MetricCollector {
+        let name = "tick"
+        func collect(now: Date) async throws -> [MetricPoint] {
+            [MetricPoint(name: "edm_tick_a", value: now.timeIntervalSince1970, timestamp: now),
+             MetricPoint(name: "edm_tick_b", value: now.timeIntervalSince1970, timestamp: now)]
+        }
+    }
+
+    @Test("while the store cannot be written, points are buffered (bounded, oldest dropped) and written on recovery",
+          arguments: TestDatabase.enabled)
+    func bufferedDuringOutage(_ db: TestDatabase) async throws {
+        let clock = ManualClock()
+        try await withApp(db, clock: clock) { app, _ in
+            let monitor = SystemMonitorService(collectors: [TickCollector()], store: app.metricStore, database: { app.db }, clock: clock, bufferLimit: 5)
+            // The table out of reach stands for a database that does not answer.
+            try await app.sql.raw("ALTER TABLE system_performance_metrics RENAME TO spm_unreachable").run()
+            var outageTimes: [Double] = []
+            for _ in 0..<3 {
+                clock.advance(by: 15)
+                outageTimes.append(clock.now().timeIntervalSince1970)
+                #expect(await monitor.collectOnce().failures["store"] != nil)
+            }
+            #expect(monitor.bufferedPointCount == 5)  // 3 cycles × 2 points, the newest 5 kept
+            try await app.sql.raw("ALTER TABLE spm_unreachable RENAME TO system_performance_metrics").run()
+            clock.advance(by: 15)
+            #expect(await monitor.collectOnce().failures.isEmpty)
+            #expect(monitor.bufferedPointCount == 0)
+            struct Row: Decodable { var metric_name: String; var metric_value: Double }
+            let rows = try await app.sql.raw("SELECT metric_name, metric_value FROM system_performance_metrics WHERE metric_name LIKE 'edm_tick_%'")
+                .all(decoding: Row.self)
+            #expect(rows.count == 5 + 2)
+            // The oldest point (cycle 1's edm_tick_a) was dropped; cycles 2 and 3 are all there.
+            #expect(rows.filter { $0.metric_value == outageTimes[0] }.map(\.metric_name) == ["edm_tick_b"])
+            for time in outageTimes.dropFirst() { #expect(rows.filter { $0.metric_value == time }.count == 2) }
+        }
+    }
+
     @Test("system-health answers the latest snapshot; 503 before the first cycle")
     func systemHealth() async throws {
         try await withApp(.sqlite) { app, _ in

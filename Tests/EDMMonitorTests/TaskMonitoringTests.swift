@@ -266,3 +266,24 @@ struct TaskMonitoringTests {
         }
     }
 }
+
+@Suite("Task throughput right after the start")
+struct EarlyThroughputTests {
+    @Test("a task that started 20 s ago is measured over 20 s, not the 5-minute window (ETA not 15× too long)")
+    func earlyWindow() async throws {
+        let clock = ManualClock()
+        try await withApp(.sqlite, clock: clock) { app, _ in
+            let user = try await Fixtures.user(app)
+            try await Fixtures.service(app, name: "fast")
+            let taskID = try await Fixtures.task(app, user: user, recipients: 40)
+            try await Fixtures.drain(app)
+            clock.advance(by: 20)
+            let (perHour, window) = try await app.edm.taskMonitor.currentThroughputAndWindow(taskID: taskID, at: clock.now())
+            #expect(window == 20)
+            #expect(perHour == 7200)  // 40 emails in 20 s
+            // Later than the window: the whole window again.
+            clock.advance(by: 600)
+            #expect(try await app.edm.taskMonitor.currentThroughputAndWindow(taskID: taskID, at: clock.now()).windowSeconds == 300)
+        }
+    }
+}

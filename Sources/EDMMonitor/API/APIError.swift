@@ -1,5 +1,6 @@
 import FluentKit
 import Foundation
+import PostgresNIO
 import Vapor
 
 /// One problem with one field of a request, e.g. `{"field":"per_page","reason":"must be 1…500"}`.
@@ -157,6 +158,10 @@ struct APIErrorMiddleware: AsyncMiddleware {
             // AsyncKit's pool: every connection was busy for the whole timeout.
             return APIError(.serviceUnavailable, .unavailable, "the database is busy; try again shortly")
         case let error as any DatabaseError where error.isConnectionClosed:
+            return APIError(.serviceUnavailable, .unavailable, "the database is unreachable; try again shortly")
+        case let error as PSQLError where error.code == .connectionError:
+            // The pool could not open a connection (PostgreSQL down): `isConnectionClosed` does
+            // not cover it, and it is an outage, not a bug (scripts/bench/db_outage.py).
             return APIError(.serviceUnavailable, .unavailable, "the database is unreachable; try again shortly")
         case is RouteNotFound:
             return APIError(.notFound, .notFound, "no such resource")

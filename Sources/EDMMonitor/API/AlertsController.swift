@@ -340,8 +340,9 @@ struct AlertsController: RouteCollection {
         let query = AlertHistory.query(on: req.db).join(AlertRule.self, on: \AlertHistory.$rule.$id == \AlertRule.$id)
         var details: [APIErrorDetail] = []
         if let raw = req.query[String.self, at: "status"] {
-            if let status = AlertHistory.Status(rawValue: raw) { query.filter(\.$status == status) } else {
-                details.append(.init(field: "status", reason: "must be one of " + AlertHistory.Status.allCases.map(\.rawValue).joined(separator: ", ")))
+            // `firing` is Alertmanager's word for an active episode (and what the CLI and dashboard print).
+            if let status = raw == "firing" ? .active : AlertHistory.Status(rawValue: raw) { query.filter(\.$status == status) } else {
+                details.append(.init(field: "status", reason: "must be one of " + AlertHistory.Status.allCases.map(\.rawValue).joined(separator: ", ") + " (firing = active)"))
             }
         }
         if let raw = req.query[String.self, at: "severity"] {

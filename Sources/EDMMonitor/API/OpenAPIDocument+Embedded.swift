@@ -721,7 +721,7 @@ paths:
         - $ref: '#/components/parameters/PerPage'
         - $ref: '#/components/parameters/From'
         - $ref: '#/components/parameters/To'
-        - {name: status, in: query, schema: {$ref: '#/components/schemas/AlertStatus'}}
+        - {name: status, in: query, description: '`firing` is an alias of `active`, as Alertmanager says it.', schema: {type: string, enum: [active, firing, acknowledged, resolved, suppressed]}}
         - {name: severity, in: query, schema: {$ref: '#/components/schemas/Severity'}}
         - {name: rule_id, in: query, schema: {type: string, format: uuid}}
       responses:

@@ -118,7 +118,6 @@ struct TaskMonitoringController: RouteCollection {
         guard let task = try await TaskRecord.find(id, on: req.db) else { throw APIError.notFound("no task with id \(id)") }
         let monitor = req.edm.taskMonitor
         let now = req.edm.clock.now()
-        let settings = monitor.settings
         let sql = req.db.sql
         struct Counts: Decodable { var pending: Int?; var last_sent: Date? }
         let counts = try await sql.raw("""
@@ -127,7 +126,7 @@ struct TaskMonitoringController: RouteCollection {
             """).first(decoding: Counts.self)
         let pending = counts?.pending ?? 0
         let timeline = try await TaskProcessingMetric.query(on: req.db).filter(\.$task.$id == id).sort(\.$timestamp).limit(1000).all()
-        let current = try await monitor.currentThroughput(taskID: id, at: now)
+        let (current, window) = try await monitor.currentThroughputAndWindow(taskID: id, at: now)
         var average: Double?
         if let started = task.startedAt {
             let end = task.completedAt ?? counts?.last_sent ?? now
@@ -145,7 +144,7 @@ struct TaskMonitoringController: RouteCollection {
             progress: .init(sent: task.sentCount, failed: task.failedCount, pending: pending, total: total,
                             percent: total == 0 ? 0 : (Double(task.sentCount + task.failedCount) / Double(total) * 10000).rounded() / 100),
             wait_time_seconds: wait,
-            throughput: .init(current_per_hour: current, window_seconds: settings.throughputWindowSeconds, average_per_hour: average),
+            throughput: .init(current_per_hour: current, window_seconds: window, average_per_hour: average),
             eta: eta,
             stuck: .init(is_stuck: stuck != nil, reason: stuck?.reason.rawValue, idle_seconds: stuck?.stuckSeconds, next_reset: stuck?.nextReset),
             created_at: task.createdAt, started_at: task.startedAt, completed_at: task.completedAt,

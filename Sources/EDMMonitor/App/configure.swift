@@ -44,7 +44,7 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     app.middleware.use(CrossSiteRequestMiddleware())
     // Inside the error middleware: sees thrown errors and records the status they will get.
     app.apiMetrics = APIMetricsRecorder(clock: dependencies.clock)
-    app.middleware.use(APIMetricsMiddleware(recorder: app.apiMetrics))
+    if settings.monitoringEnabled { app.middleware.use(APIMetricsMiddleware(recorder: app.apiMetrics)) }
     // Small bodies by default; endpoints that take large ones (task import) say so.
     app.routes.defaultMaxBodySize = "1mb"
     ContentConfiguration.global.use(encoder: APIJSON.encoder(), for: .json)
@@ -61,7 +61,7 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     let heartbeat = SchedulerHeartbeat()
     app.metricStore = MetricStore(clock: dependencies.clock, configuration: settings.metrics.storeConfiguration)
     let taskMonitor = TaskMonitorService(database: { [unowned app] in app.db }, clock: dependencies.clock, heartbeat: heartbeat, store: app.metricStore)
-    let hooks = dependencies.taskHooks ?? taskMonitor
+    let hooks = dependencies.taskHooks ?? (settings.monitoringEnabled ? taskMonitor : DisabledTaskMonitorHooks())
     let mailers = dependencies.mailers ?? DefaultMailerFactory(httpClient: app.http.client.shared, outbound: outbound)
     let scheduler = QueueScheduler(
         database: { [unowned app] in app.db }, clock: dependencies.clock, configuration: dependencies.scheduler,

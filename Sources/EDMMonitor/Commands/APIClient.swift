@@ -74,7 +74,10 @@ struct APIClient: Sendable {
         let message = error?.error.message ?? String(decoding: body.prefix(200), as: UTF8.self)
         switch status {
         case 401:
-            throw ClientError(message: "the server at \(baseURL) wants an API token (401: \(message)); pass --token or set EDM_API_TOKEN", isFinal: true)
+            if token == nil {
+                throw ClientError(message: "the server at \(baseURL) wants an API token (401: \(message)); pass --token or set EDM_API_TOKEN", isFinal: true)
+            }
+            throw ClientError(message: "the server at \(baseURL) refused the token (401: \(message)); check --token / EDM_API_TOKEN or ask an admin for a new one", isFinal: true)
         case 403:
             throw ClientError(message: "the token may not read \(path) (403: \(message)); use a token with a higher role", isFinal: true)
         case 400:

@@ -101,11 +101,15 @@ struct ServeCommand: AsyncParsableCommand {
             SwiftMetricsBridge.bootstrap(app.prometheusRegistry)
             let services = app.edm
             app.lifecycle.use(BackgroundLoop { await services.scheduler.run() })
-            app.lifecycle.use(BackgroundLoop { await services.taskMonitor.run() })
-            app.lifecycle.use(BackgroundLoop { await services.alerting.run() })
-            app.lifecycle.use(BackgroundLoop { await services.monitoring.run() })
-            app.lifecycle.use(MetricRetentionLifecycle(store: app.metricStore))
-            app.lifecycle.use(SystemMonitorLifecycle(service: app.systemMonitor))
+            if settings.monitoringEnabled {
+                app.lifecycle.use(BackgroundLoop { await services.taskMonitor.run() })
+                app.lifecycle.use(BackgroundLoop { await services.alerting.run() })
+                app.lifecycle.use(BackgroundLoop { await services.monitoring.run() })
+                app.lifecycle.use(MetricRetentionLifecycle(store: app.metricStore))
+                app.lifecycle.use(SystemMonitorLifecycle(service: app.systemMonitor))
+            } else {
+                logger.warning("monitoring is off (EDM_MONITORING=off): no task, system or API metrics and no alerting")
+            }
             // Vapor's serve command binds the address set by `configure` and shuts down
             // gracefully on SIGINT and SIGTERM (stopping the scheduler after its message in flight).
             do {
@@ -212,7 +216,8 @@ public enum EDMMonitorCLI {
         } catch let error as SchemaCheck.Mismatch {
             return fail("\(error)", status: 1)
         } catch let error as APIError {
-            return fail(commandLineMessage(error), status: error.status.code < 500 ? 2 : 1)
+            // A malformed value is 2 like any bad command line; a conflict or a missing row is 1.
+            return fail(commandLineMessage(error), status: error.status == .badRequest ? 2 : 1)
         } catch {
             let code = EDMMonitorCommand.exitCode(for: error)
             if code == .success {

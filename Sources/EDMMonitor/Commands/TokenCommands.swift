@@ -67,7 +67,7 @@ struct TokenCommand: AsyncParsableCommand {
         func run() async throws {
             try await withMigratedApp(options) { app in
                 guard let record = try await APITokenRecord.query(on: app.db).filter(\.$name == name).first() else {
-                    throw ArgumentParser.ValidationError("no token named \(name); see `edm-monitor token list`")
+                    throw APIError.notFound("no token named \(name); `edm-monitor token list` shows them")
                 }
                 try await APITokens.revoke(id: try record.requireID(), on: app.db, now: app.edm.clock.now())
                 print("revoked token \(name)")

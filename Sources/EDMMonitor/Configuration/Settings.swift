@@ -138,6 +138,7 @@ public struct SettingsError: Error, CustomStringConvertible, Equatable {
 /// | `EDM_HTTP_PORT` | `--port` | `8080` |
 /// | `EDM_LOG_LEVEL` | `--log-level` | `info` |
 /// | `EDM_LOG_FORMAT` | `--log-format` | `text` |
+/// | `EDM_MONITORING` | | `on` (`off` stops every monitor; for overhead benchmarks) |
 public struct Settings: Sendable, Equatable {
     /// Where the data lives.
     public var database: DatabaseLocation
@@ -154,6 +155,12 @@ public struct Settings: Sendable, Equatable {
     /// Hosts outbound requests may reach although ``OutboundPolicy`` refuses them
     /// (`EDM_OUTBOUND_ALLOW_HOSTS`, comma-separated; environment only).
     public var outboundAllowedHosts: Set<String> = []
+    /// Whether `serve` monitors at all (`EDM_MONITORING`, default on). Off means no task
+    /// lifecycle rows, no task monitor, system monitor, alert evaluation or metric cleanup loops,
+    /// and no per-request API metrics: the sending path runs bare. It exists so that
+    /// `scripts/bench/` can measure what monitoring costs the sending it watches (BENCHMARKS.md);
+    /// operators leave it on.
+    public var monitoringEnabled = true
 
     /// The defaults listed in the table above.
     public static let defaults = Settings(
@@ -231,6 +238,13 @@ public struct Settings: Sendable, Equatable {
             }
             settings.logFormat = format
         }
+        if let raw = environment["EDM_MONITORING"], !raw.isEmpty {
+            switch raw.trimmingCharacters(in: .whitespaces).lowercased() {
+            case "on", "true", "1": settings.monitoringEnabled = true
+            case "off", "false", "0": settings.monitoringEnabled = false
+            default: throw SettingsError(setting: "EDM_MONITORING", value: raw, reason: "not on or off", accepted: "on or off")
+            }
+        }
         settings.metrics = try MetricSettings.load(environment: environment)
         if let raw = environment["EDM_OUTBOUND_ALLOW_HOSTS"], !raw.isEmpty {
             let hosts = raw.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
@@ -281,6 +295,7 @@ public struct Settings: Sendable, Equatable {
             "http_port": "\(httpPort)",
             "log_level": "\(logLevel.rawValue)",
             "log_format": "\(logFormat.rawValue)",
+            "monitoring": "\(monitoringEnabled ? "on" : "off")",
         ]
     }
 }

@@ -21,7 +21,10 @@ public struct SystemSnapshot: Sendable, Equatable {
 ///
 /// Every cycle runs every collector; a collector that throws loses only its own points, is
 /// logged once when its failure streak starts (warning) and once when it recovers (info), and
-/// never stops the others or the loop. `serve` runs ``run()`` through
+/// never stops the others or the loop. When the store cannot be written (database down) the
+/// cycle's points are kept in a bounded buffer (``bufferLimit`` points, the oldest dropped
+/// beyond it) and written, oldest first, by the first cycle that reaches the database again, so
+/// an outage leaves no hole in the charts. `serve` runs ``run()`` through
 /// ``SystemMonitorLifecycle``; tests call ``collectOnce()``.
 public final class SystemMonitorService: Sendable {
     /// Seconds between cycles (default 15); changeable at run time.
@@ -41,12 +44,19 @@ public final class SystemMonitorService: Sendable {
     let database: @Sendable () -> any Database
     let clock: any WallClock
     let logger: Logger
+    /// Most points kept while the store cannot be written (default 20,000: over an hour of the
+    /// standard collectors at the default interval).
+    public let bufferLimit: Int
     private let failing = Mutex<Set<String>>([])
     private let latest = Mutex<SystemSnapshot?>(nil)
+    /// Points not yet written, oldest first, and how many were dropped since the last success.
+    private let pending = Mutex<(points: [MetricPoint], dropped: Int)>(([], 0))
 
-    /// A service running `collectors` and writing to `store` on `database`, at `interval` seconds.
+    /// A service running `collectors` and writing to `store` on `database`, at `interval` seconds,
+    /// keeping at most `bufferLimit` points while the store cannot be written.
     public init(collectors: [any MetricCollector], store: MetricStore, database: @escaping @Sendable () -> any Database,
-                clock: any WallClock, interval: TimeInterval = 15, logger: Logger = Logger(label: "edm.system-monitor")) {
+                clock: any WallClock, interval: TimeInterval = 15, bufferLimit: Int = 20_000, logger: Logger = Logger(label: "edm.system-monitor")) {
+        self.bufferLimit = max(0, bufferLimit)
         self.collectors = collectors
         self.store = store
         self.database = database
@@ -66,6 +76,9 @@ public final class SystemMonitorService: Sendable {
     /// The last cycle's snapshot, `nil` before the first.
     public var latestSnapshot: SystemSnapshot? { latest.withLock { $0 } }
 
+    /// Points collected but not yet written (the store failed), at most ``bufferLimit``.
+    public var bufferedPointCount: Int { pending.withLock { $0.points.count } }
+
     /// Runs one cycle: every collector (in order), then one batched write of all points.
     /// A failing write is logged and reported in the snapshot under `store`; it does not throw.
     /// - Returns: the cycle's snapshot.
@@ -83,12 +96,26 @@ public final class SystemMonitorService: Sendable {
             }
         }
         let batch = snapshot.points.keys.sorted().flatMap { snapshot.points[$0] ?? [] }
+        // Earlier cycles' unwritten points first, in batches the store accepts; each batch is
+        // all or nothing, so what is left after a failure is exactly what was not written.
+        var unwritten = pending.withLock { p in defer { p.points.removeAll() }; return p.points } + batch
         do {
-            try await store.insert(batch, on: database())
+            while !unwritten.isEmpty {
+                let count = min(unwritten.count, MetricStore.maxBatchSize)
+                try await store.insert(Array(unwritten.prefix(count)), on: database())
+                unwritten.removeFirst(count)
+            }
+            let dropped = pending.withLock { p in defer { p.dropped = 0 }; return p.dropped }
+            if dropped > 0 { logger.warning("metric points dropped while the database was unreachable", metadata: ["points": "\(dropped)", "buffer_limit": "\(bufferLimit)"]) }
             recovered("store")
         } catch {
             snapshot.failures["store"] = "\(error)"
             failed("store", error)
+            let overflow = max(0, unwritten.count - bufferLimit)
+            pending.withLock { p in
+                p.points = Array(unwritten.dropFirst(overflow))
+                p.dropped += overflow
+            }
         }
         latest.withLock { $0 = snapshot }
         return snapshot

@@ -266,13 +266,26 @@ public final class TaskMonitorService: TaskMonitorHooks, Sendable {
     }
 
     /// Emails of `taskID` sent in the trailing throughput window, per hour.
+    ///
+    /// For a task that started less than a window ago the rate is over the time since it
+    /// started (at least 10 s), not over the whole window: a task sending 2 emails/s for 20 s
+    /// runs at 7,200/h, not 480/h. Without `taskID` (all tasks) the window is the whole 5 min.
     func currentThroughput(taskID: UUID?, at now: Date) async throws -> Double {
-        let window = settings.throughputWindowSeconds
-        let since = now.addingTimeInterval(-window)
+        try await currentThroughputAndWindow(taskID: taskID, at: now).perHour
+    }
+
+    /// ``currentThroughput(taskID:at:)`` and the window it was measured over, seconds.
+    func currentThroughputAndWindow(taskID: UUID?, at now: Date) async throws -> (perHour: Double, windowSeconds: Double) {
+        var window = settings.throughputWindowSeconds
+        var since = now.addingTimeInterval(-window)
+        if let taskID, let started = try await TaskRecord.find(taskID, on: database())?.startedAt, now.timeIntervalSince(started) < window {
+            window = max(10, now.timeIntervalSince(started))
+            since = min(since, started.addingTimeInterval(-0.001))  // the first send is in the window
+        }
         let filter: SQLQueryString = taskID.map { "AND task_id = \(bind: $0)" } ?? ""
         struct N: Decodable { var n: Int }
         let n = try await database().sql.raw("SELECT count(*) AS n FROM sub_tasks WHERE status = 'sent' AND sent_at > \(bind: since) AND sent_at <= \(bind: now) \(filter)").first(decoding: N.self)?.n ?? 0
-        return Double(n) * 3600 / window
+        return (Double(n) * 3600 / window, window)
     }
 
     func writeDerivedMetrics(stuck found: [StuckTask], at now: Date) async throws {

@@ -91,6 +91,20 @@ public final class QueueScheduler: Sendable {
     /// Compiled templates by task: parsing three Mustache templates per message would put the
     /// parser on the hot path. Task templates never change after creation.
     private let templates = Mutex<[UUID: MessageTemplates]>([:])
+    /// Outcomes of sends that the database did not take (it was unreachable), oldest first; the
+    /// next cycle records them before anything else, so an outage never turns a message that
+    /// went out into an `interrupted` failure. Kept at most ``unrecordedKeepSeconds``.
+    private let unrecorded = Mutex<[UnrecordedOutcome]>([])
+    /// How long an outcome waits for the database before it is given up (and its subtask left
+    /// to the interrupted rule), seconds.
+    static let unrecordedKeepSeconds: Double = 3600
+
+    struct UnrecordedOutcome: Sendable {
+        var outcome: MailerOutcome
+        var claim: Claim
+        var service: EmailService
+        var since: Date
+    }
 
     struct CachedMailer: Sendable {
         var version: Date?
@@ -132,6 +146,7 @@ public final class QueueScheduler: Sendable {
     public func runOnce() async throws -> SchedulerCycleReport {
         var report = SchedulerCycleReport()
         let db = database()
+        try await recordUnrecorded(on: db)
         try await housekeeping(db, report: &report)
         let services = try await dispatchableServices(db)
         let outcomes = try await withThrowingTaskGroup(of: DispatchResult.self) { group in
@@ -264,7 +279,12 @@ public final class QueueScheduler: Sendable {
                 await mailer.send(email)
             }
             now = clock.now()
-            try await record(outcome, claim: claim, service: service, on: db, now: now)
+            do {
+                try await record(outcome, claim: claim, service: service, on: db, now: now)
+            } catch {
+                unrecorded.withLock { $0.append(UnrecordedOutcome(outcome: outcome, claim: claim, service: service, since: now)) }
+                throw error
+            }
             try await release(serviceID, on: sql)
             if case .sent = outcome { return .sent }
             return .failed
@@ -272,6 +292,27 @@ public final class QueueScheduler: Sendable {
             try? await release(serviceID, on: sql)
             throw error
         }
+    }
+
+    /// Records the outcomes kept while the database was unreachable, oldest first.
+    /// - Throws: the database's error; what was not recorded is kept for the next cycle.
+    func recordUnrecorded(on db: any Database) async throws {
+        let pending = unrecorded.withLock { p in defer { p.removeAll() }; return p }
+        for (index, item) in pending.enumerated() {
+            do {
+                try await record(item.outcome, claim: item.claim, service: item.service, on: db, now: clock.now())
+            } catch {
+                let now = clock.now()
+                let keep = pending[index...].filter { now.timeIntervalSince($0.since) < Self.unrecordedKeepSeconds }
+                if keep.count < pending.count - index {
+                    logger.error("send outcomes given up after waiting for the database; their subtasks will be marked interrupted",
+                                 metadata: ["count": "\(pending.count - index - keep.count)"])
+                }
+                unrecorded.withLock { $0.insert(contentsOf: keep, at: 0) }
+                throw error
+            }
+        }
+        if !pending.isEmpty { logger.notice("send outcomes recorded after the database returned", metadata: ["count": "\(pending.count)"]) }
     }
 
     /// Returns a claimed subtask to `pending` without spending an attempt and freezes the service.
@@ -406,9 +447,35 @@ public final class QueueScheduler: Sendable {
     }
 
     /// Records an attempt's outcome: the subtask, the task's counts and state, the service's
-    /// quota, pacing and failure streak. Then calls the monitoring hooks.
+    /// quota, pacing and failure streak, in one transaction. Then calls the monitoring hooks.
+    ///
+    /// Safe to call again after a failure (``recordUnrecorded(on:)``): the transaction applies
+    /// all or nothing, and an outcome already applied is not counted twice.
     func record(_ outcome: MailerOutcome, claim: Claim, service: EmailService, on db: any Database, now: Date) async throws {
+        let applied = try await db.transaction { tx in
+            try await self.apply(outcome, claim: claim, service: service, on: tx.sql, now: now)
+        }
+        // nil: a retry of an outcome whose transaction had committed; only the follow-ups remain.
+        let (firstSent, terminal) = applied ?? (false, true)
         let sql = db.sql
+        let taskID = try claim.task.requireID()
+        let task = claim.task
+        if firstSent {
+            let eligible = max(task.createdAt ?? now, task.scheduledAt ?? .distantPast)
+            await hooks.firstSent(taskID: taskID, userID: task.$user.id, waitSeconds: max(0, now.timeIntervalSince(eligible)), totalSubtasks: task.totalCount, at: now)
+        }
+        if terminal {
+            if let counts = try await sql.raw("SELECT sent_count, failed_count, total_count FROM tasks WHERE id = \(bind: taskID)").first(decoding: CountsRow.self) {
+                await hooks.progress(taskID: taskID, userID: task.$user.id, sent: counts.sent_count, failed: counts.failed_count, total: counts.total_count, at: now)
+            }
+            try await finishIfDone(taskID: taskID, on: sql, now: now)
+        }
+    }
+
+    /// The statements of ``record(_:claim:service:on:now:)``: whether this was the task's first
+    /// sent message and whether the subtask reached a terminal state; `nil` when the subtask no
+    /// longer holds this claim (the outcome was recorded already), in which case nothing changes.
+    func apply(_ outcome: MailerOutcome, claim: Claim, service: EmailService, on sql: any SQLDatabase, now: Date) async throws -> (firstSent: Bool, terminal: Bool)? {
         let subtaskID = try claim.subtask.requireID()
         let taskID = try claim.task.requireID()
         let serviceID = try service.requireID()
@@ -432,6 +499,7 @@ public final class QueueScheduler: Sendable {
             var wasCountedFailed = false
             if try await !markSent(from: "sending") {
                 wasCountedFailed = try await markSent(from: "failed")
+                if !wasCountedFailed { return nil }
             }
             firstSent = !(try await sql.raw("UPDATE tasks SET started_at = \(bind: now) WHERE id = \(bind: taskID) AND started_at IS NULL RETURNING id").all().isEmpty)
             try await sql.raw("""
@@ -445,11 +513,12 @@ public final class QueueScheduler: Sendable {
                 """).run()
             terminal = true
         case .invalidMessage(let reason):
-            try await sql.raw("""
+            guard try await !sql.raw("""
                 UPDATE sub_tasks SET status = 'failed', last_error = \(bind: String(reason.prefix(1000))), claimed_by = NULL,
                     lease_expires_at = NULL, updated_at = \(bind: now)
                 WHERE id = \(bind: subtaskID) AND claimed_by = \(bind: me) AND status = 'sending'
-                """).run()
+                RETURNING id
+                """).all().isEmpty else { return nil }
             try await sql.raw("UPDATE tasks SET failed_count = failed_count + 1, updated_at = \(bind: now) WHERE id = \(bind: taskID)").run()
             try await sql.raw("UPDATE email_services SET next_available_at = \(bind: nextAvailable) WHERE id = \(bind: serviceID)").run()
             terminal = true
@@ -459,11 +528,12 @@ public final class QueueScheduler: Sendable {
             let attempts = claim.subtask.attempts
             let giveUp = permanent || attempts >= configuration.maxAttempts
             let retryAt = now.addingTimeInterval(configuration.retryDelay(afterAttempt: attempts))
-            try await sql.raw("""
+            guard try await !sql.raw("""
                 UPDATE sub_tasks SET status = \(bind: giveUp ? "failed" : "pending"), last_error = \(bind: String(reason.prefix(1000))),
                     next_attempt_at = \(bind: giveUp ? nil : retryAt), claimed_by = NULL, lease_expires_at = NULL, updated_at = \(bind: now)
                 WHERE id = \(bind: subtaskID) AND claimed_by = \(bind: me) AND status = 'sending'
-                """).run()
+                RETURNING id
+                """).all().isEmpty else { return nil }
             if giveUp {
                 try await sql.raw("UPDATE tasks SET failed_count = failed_count + 1, updated_at = \(bind: now) WHERE id = \(bind: taskID)").run()
                 terminal = true
@@ -485,17 +555,7 @@ public final class QueueScheduler: Sendable {
             }
         }
 
-        let task = claim.task
-        if firstSent {
-            let eligible = max(task.createdAt ?? now, task.scheduledAt ?? .distantPast)
-            await hooks.firstSent(taskID: taskID, userID: task.$user.id, waitSeconds: max(0, now.timeIntervalSince(eligible)), totalSubtasks: task.totalCount, at: now)
-        }
-        if terminal {
-            if let counts = try await sql.raw("SELECT sent_count, failed_count, total_count FROM tasks WHERE id = \(bind: taskID)").first(decoding: CountsRow.self) {
-                await hooks.progress(taskID: taskID, userID: task.$user.id, sent: counts.sent_count, failed: counts.failed_count, total: counts.total_count, at: now)
-            }
-            try await finishIfDone(taskID: taskID, on: sql, now: now)
-        }
+        return (firstSent, terminal)
     }
 
     struct TaskIDRow: Decodable { var task_id: UUID }

@@ -17,3 +17,15 @@ public protocol TaskMonitorHooks: Sendable {
     /// The task failed (every subtask failed, or it was failed by hand) for `reason`.
     func failed(taskID: UUID, userID: UUID, reason: String, at: Date) async
 }
+
+/// Hooks that record nothing: what the scheduler calls when monitoring is switched off
+/// (`EDM_MONITORING=off`, see ``Settings/monitoringEnabled``).
+public struct DisabledTaskMonitorHooks: TaskMonitorHooks {
+    /// Hooks that do nothing.
+    public init() {}
+    public func taskCreated(taskID: UUID, userID: UUID, totalSubtasks: Int, at: Date) async {}
+    public func firstSent(taskID: UUID, userID: UUID, waitSeconds: Double, totalSubtasks: Int, at: Date) async {}
+    public func progress(taskID: UUID, userID: UUID, sent: Int, failed: Int, total: Int, at: Date) async {}
+    public func completed(taskID: UUID, userID: UUID, sent: Int, failed: Int, total: Int, at: Date) async {}
+    public func failed(taskID: UUID, userID: UUID, reason: String, at: Date) async {}
+}

@@ -84,7 +84,7 @@ struct AuthorizationMiddleware: AsyncMiddleware {
     let required: APIRole
 
     func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
-        let principal = try await Self.principal(of: request)
+        let principal = try await Self.principal(of: request, required: required)
         guard principal.role >= required else {
             throw APIError(.forbidden, .forbidden, "this needs the \(required.rawValue) role; token \(principal.name) is \(principal.role.rawValue)")
         }
@@ -95,11 +95,11 @@ struct AuthorizationMiddleware: AsyncMiddleware {
 
     /// The principal of `request`.
     /// - Throws: ``APIError`` 401 as described above.
-    static func principal(of request: Request) async throws -> APIPrincipal {
+    static func principal(of request: Request, required: APIRole) async throws -> APIPrincipal {
         let db = request.db
         guard let header = request.headers.first(name: .authorization) else {
             if try await request.edm.authentication.required(on: db) {
-                throw APIError(.unauthorized, .unauthorized, "this API needs a token: send Authorization: Bearer TOKEN (create one with `edm-monitor token create --role viewer --name NAME`)")
+                throw APIError(.unauthorized, .unauthorized, "this API needs a token: send Authorization: Bearer TOKEN (this needs the \(required.rawValue) role; an admin creates one with `edm-monitor token create --role \(required.rawValue) --name NAME`)")
             }
             return .anonymous
         }

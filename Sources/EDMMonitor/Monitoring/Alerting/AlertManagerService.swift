@@ -357,8 +357,11 @@ public final class AlertManagerService: Sendable {
         let encoder = JSONEncoder()
         encoder.dateEncodingStrategy = .secondsSince1970
         let alertJSON = String(decoding: try encoder.encode(StoredAlert(alert)), as: UTF8.self)
+        // Sorted keys: the same channel must give the same text, since delivery order compares it.
+        let channelEncoder = JSONEncoder()
+        channelEncoder.outputFormatting = .sortedKeys
         for channel in channels where !(kind == .resolved && channel.sendResolved == false) {
-            let channelJSON = String(decoding: try JSONEncoder().encode(channel), as: UTF8.self)
+            let channelJSON = String(decoding: try channelEncoder.encode(channel), as: UTF8.self)
             try await sql.raw("""
                 INSERT INTO alert_notifications (id, history_id, channel, kind, alert, status, attempts, next_attempt_at, created_at)
                 VALUES (\(bind: UUID()), \(bind: historyID), \(bind: channelJSON), \(bind: kind.rawValue), \(bind: alertJSON), 'pending', 0, \(bind: now), \(bind: now))
@@ -381,6 +384,9 @@ public final class AlertManagerService: Sendable {
 
     /// Delivers due outbox notifications (at most `limit`), oldest first; a failure is retried
     /// with exponential backoff; a delivered notification is marked so and never sent again.
+    /// A notification waits while an older one of the same alert to the same channel is still
+    /// pending, so a receiver that was down never sees `resolved` before its `firing`
+    /// (scripts/bench/receiver_outage.py found that order after a two-minute outage).
     /// - Returns: how many were delivered.
     @discardableResult
     public func deliverOnce(limit: Int = 100) async throws -> Int {
@@ -388,15 +394,26 @@ public final class AlertManagerService: Sendable {
         let sql = db.sql
         let now = clock.now()
         let settings = self.settings
-        struct Row: Decodable { var id: UUID; var channel: String; var kind: String; var alert: String; var attempts: Int; var created_at: Date }
+        struct Row: Decodable { var id: UUID; var history_id: UUID; var channel: String; var kind: String; var alert: String; var attempts: Int; var created_at: Date }
+        // Due rows, oldest first, except those behind an older pending row of the same alert and
+        // channel that is not due yet; an older due row comes first in this list.
         let due = try await sql.raw("""
-            SELECT id, channel, kind, alert, attempts, created_at FROM alert_notifications
-            WHERE status = 'pending' AND next_attempt_at <= \(bind: now) ORDER BY created_at, id LIMIT \(literal: limit)
+            SELECT n.id, n.history_id, n.channel, n.kind, n.alert, n.attempts, n.created_at FROM alert_notifications n
+            WHERE n.status = 'pending' AND n.next_attempt_at <= \(bind: now)
+              AND NOT EXISTS (SELECT 1 FROM alert_notifications o
+                              WHERE o.history_id = n.history_id AND o.channel = n.channel AND o.status = 'pending'
+                                AND o.next_attempt_at > \(bind: now)
+                                AND (o.created_at < n.created_at OR (o.created_at = n.created_at AND o.id < n.id)))
+            ORDER BY n.created_at, n.id LIMIT \(literal: limit)
             """).all(decoding: Row.self)
         var delivered = 0
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .secondsSince1970
+        /// (alert, channel) whose older notification failed in this pass: the newer ones wait.
+        var blocked = Set<String>()
         for row in due {
+            let key = "\(row.history_id) \(row.channel)"
+            if blocked.contains(key) { continue }
             let outcome: Result<Void, DeliveryError>
             if let channel = try? JSONDecoder().decode(AlertChannel.self, from: Data(row.channel.utf8)),
                let stored = try? decoder.decode(StoredAlert.self, from: Data(row.alert.utf8)) {
@@ -409,6 +426,7 @@ public final class AlertManagerService: Sendable {
                 delivered += 1
                 try await sql.raw("UPDATE alert_notifications SET status = 'delivered', attempts = attempts + 1, delivered_at = \(bind: now), last_error = NULL WHERE id = \(bind: row.id)").run()
             case .failure(let error):
+                blocked.insert(key)
                 let attempts = row.attempts + 1
                 let giveUp = now.timeIntervalSince(row.created_at) >= settings.giveUpAfterSeconds
                 let delay = min(settings.maxBackoffSeconds, settings.retryBaseSeconds * pow(2, Double(attempts - 1)))
