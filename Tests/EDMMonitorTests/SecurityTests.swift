@@ -4,6 +4,7 @@ import FluentKit
 import Foundation
 import SQLKit
 import Testing
+import NIOPosix
 import Vapor
 import VaporTesting
 
@@ -249,6 +250,19 @@ struct SecurityTests {
         #expect(result.status == 1)
         let last = String(result.stderr.split(separator: "\n").last ?? "")
         #expect(last.hasPrefix("edm-monitor: refusing to listen on 0.0.0.0") && last.contains("edm-monitor token create --role admin") && last.contains("--allow-unauthenticated"), "\(result.stderr)")
+    }
+
+    @Test("serve on a port another process holds stops before any background loop starts (nothing can be sent)")
+    func portInUse() async throws {
+        let holder = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+        defer { try? holder.close().wait() }
+        let port = try #require(holder.localAddress?.port)
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("edm-port-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let result = try runEDMMonitor(["serve", "--port", "\(port)", "--database-url", "sqlite://\(folder.path)/edm.sqlite"])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("cannot listen on 127.0.0.1:\(port): the address is already in use"), "\(result.stderr)")
+        #expect(!result.stderr.contains("scheduler started"), "\(result.stderr)")
     }
 
     @Test("token create prints the token once; list shows no secret; revoke works; bad input is one line, exit 2")

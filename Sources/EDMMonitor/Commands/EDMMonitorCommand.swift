@@ -2,6 +2,8 @@ import ArgumentParser
 import EDMMonitorCore
 import Foundation
 import Logging
+import NIOCore
+import NIOPosix
 import Vapor
 
 /// The settings flags shared by every command. Each flag overrides its environment variable
@@ -94,6 +96,7 @@ struct ServeCommand: AsyncParsableCommand {
             try await prepareDatabaseForCommand(app, settings: settings)
             try verifyRoutes(app)
             try await refuseOpenNetworkAPI(app, settings: settings, allowUnauthenticated: allowUnauthenticated, logger: logger)
+            try await ensureAddressFree(host: settings.httpHost, port: settings.httpPort)
             try await app.edm.monitoring.reload()
             let routes = RouteCatalog.registered(app)
             logger.info("routes registered", metadata: ["count": "\(routes.count)", "routes": .array(routes.map { .string($0) })])
@@ -119,6 +122,22 @@ struct ServeCommand: AsyncParsableCommand {
             }
         }
         logger.info("edm-monitor stopped")
+    }
+}
+
+/// Binds `host:port` once and lets it go, so that `serve` stops before any background loop
+/// starts when another process holds the port (else the scheduler could send for a moment
+/// before Vapor fails to bind). The address is taken again by Vapor right after.
+/// - Throws: ``StartupError`` naming the address and how to fix it.
+func ensureAddressFree(host: String, port: Int) async throws {
+    do {
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .bind(host: host, port: port).get()
+        try await channel.close()
+    } catch {
+        let inUse = "\(error)".contains("in use")
+        throw StartupError("cannot listen on \(host):\(port): " + (inUse ? "the address is already in use; stop the other server or set EDM_HTTP_PORT / --port" : "\(error)"))
     }
 }
 
