@@ -390,6 +390,33 @@ extension SecurityTests {
         }
     }
 
+    @Test("alerts?status=firing is Alertmanager's word for active")
+    func firingAlias() async throws {
+        try await withApp(.sqlite) { app, _ in
+            let rule = try #require(try await AlertRule.query(on: app.db).first())
+            for (status, fingerprint) in [(AlertHistory.Status.active, "a1"), (.resolved, "r1")] {
+                let alert = AlertHistory()
+                alert.$rule.id = try rule.requireID()
+                alert.triggeredAt = app.edm.clock.now()
+                alert.createdAt = app.edm.clock.now()
+                alert.updatedAt = app.edm.clock.now()
+                alert.status = status
+                alert.message = "test"
+                alert.fingerprint = fingerprint
+                alert.tags = [:]
+                try await alert.create(on: app.db)
+            }
+            try await app.testing().test(.GET, "/api/monitoring/alerts?status=firing") { res in
+                #expect(res.status == .ok)
+                #expect(res.body.string.contains(#""total":1"#) && res.body.string.contains(#""fingerprint":"a1""#), "\(res.body.string)")
+            }
+            try await app.testing().test(.GET, "/api/monitoring/alerts?status=burning") { res in
+                #expect(res.status == .badRequest)
+                #expect(res.body.string.contains("firing = active"))
+            }
+        }
+    }
+
     @Test("log lines cannot be forged with control characters, and request bodies are not dumped")
     func logHygiene() {
         #expect(RedactingLogHandler.escapeControls("x\n2026 critical FORGED") == "x\\n2026 critical FORGED")
