@@ -62,9 +62,11 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
-            // The dashboard's sources; they are compiled in as WebAssets+Generated.swift
-            // (scripts/dev/embed_web_assets.py), so the binary needs no resource bundle.
-            exclude: ["Web/Static"]
+            // The dashboard's files and the API contract (Resources/openapi.yaml links to the
+            // repository's openapi.yaml) are compiled into the binary as byte arrays
+            // (`PackageResources`), so a lone copied binary serves them from any directory and no
+            // generated source is committed. Cost: ~30 s of a cold debug build (ARCHITECTURE.md).
+            resources: [.embedInCode("Web/Static"), .embedInCode("Resources/openapi.yaml")]
         ),
         // Pure logic with no server or database: parsers, window maths, protocol pieces.
         .target(name: "EDMMonitorCore"),

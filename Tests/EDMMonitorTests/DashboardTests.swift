@@ -13,13 +13,13 @@ struct DashboardTests {
     static let staticFolder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Sources/EDMMonitor/Web/Static")
 
-    @Test("the embedded files are exactly Web/Static (run scripts/dev/embed_web_assets.py after editing)")
+    @Test("the embedded files are exactly Web/Static (add a new file's line to WebAssets.files)")
     func embeddedAssetsAreCurrent() throws {
         let names = try FileManager.default.contentsOfDirectory(atPath: Self.staticFolder.path).sorted()
-        #expect(names == WebAssets.files.keys.sorted(), "files in Web/Static and the generated WebAssets differ: run python3 scripts/dev/embed_web_assets.py")
+        #expect(names == WebAssets.files.keys.sorted(), "files in Web/Static and WebAssets.files differ: list the new file in Web/DashboardController.swift")
         for name in names {
             let text = try String(contentsOf: Self.staticFolder.appendingPathComponent(name), encoding: .utf8)
-            #expect(WebAssets.files[name]?.text == text, "\(name) changed since WebAssets+Generated.swift was made: run python3 scripts/dev/embed_web_assets.py")
+            #expect(WebAssets.files[name]?.text == text, "\(name) is served with other bytes than Web/Static holds")
         }
         // No external asset: every script, stylesheet and fetch is same-origin.
         for (name, file) in WebAssets.files {

@@ -33,8 +33,7 @@ struct OpenAPIContractTests {
     @Test("GET /openapi.yaml serves the repository file byte for byte as application/yaml")
     func servedDocumentIsTheRepositoryFile() async throws {
         let file = try OpenAPIContract.repositoryFile()
-        // When this fails: run scripts/dev/embed_openapi.sh after editing openapi.yaml.
-        #expect(Data(OpenAPIDocument.text.utf8) == file, "the embedded copy differs from openapi.yaml: run scripts/dev/embed_openapi.sh")
+        #expect(Data(OpenAPIDocument.text.utf8) == file, "the embedded copy differs from openapi.yaml (Sources/EDMMonitor/Resources/openapi.yaml must link to it)")
         try await withApp(.sqlite, migrate: false) { app, _ in
             try await app.testing().test(.GET, "/openapi.yaml") { res in
                 #expect(res.status == .ok)

@@ -69,7 +69,7 @@ done
 
 # The served document must be the repository's, byte for byte.
 curl -fsS "$base/openapi.yaml" -o "$work/served.yaml"
-cmp -s "$work/served.yaml" "$repo/openapi.yaml" || { echo "fuzz.sh: the served /openapi.yaml differs from openapi.yaml (run scripts/dev/embed_openapi.sh and rebuild)" >&2; exit 1; }
+cmp -s "$work/served.yaml" "$repo/openapi.yaml" || { echo "fuzz.sh: the served /openapi.yaml differs from openapi.yaml (rebuild: the binary embeds it)" >&2; exit 1; }
 
 post() { # post PATH JSON → prints the id of the created object (`id`, or `task.id`)
   curl -fsS "${auth_curl[@]}" -H 'Content-Type: application/json' -X POST "$base$1" -d "$2" \

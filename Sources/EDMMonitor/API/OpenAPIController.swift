@@ -1,11 +1,11 @@
 import Vapor
 
 /// The API contract, `openapi.yaml` at the repository root (OpenAPI 3.1), compiled into the
-/// binary by `scripts/dev/embed_openapi.sh` so that it is served from any working directory and
-/// install location. A test fails when the embedded copy differs from the repository file.
+/// binary by SwiftPM's `embedInCode` resource rule (`Resources/openapi.yaml` links to it), so
+/// that it is served from any working directory and install location.
 public enum OpenAPIDocument {
-    /// The document, byte for byte the repository's `openapi.yaml` (UTF-8, ending in a newline).
-    public static var text: String { embeddedText + "\n" }
+    /// The document, byte for byte the repository's `openapi.yaml` (UTF-8).
+    public static let text = String(decoding: PackageResources.openapi_yaml, as: UTF8.self)
 
     /// `application/yaml` (RFC 9512).
     public static let mediaType = HTTPMediaType(type: "application", subType: "yaml")

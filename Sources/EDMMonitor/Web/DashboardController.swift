@@ -4,14 +4,42 @@ import Vapor
 struct WebAsset: Sendable {
     var contentType: String
     var text: String
+
+    /// The file `bytes` (UTF-8) with the content type its name's extension calls for.
+    init(name: String, bytes: [UInt8]) {
+        text = String(decoding: bytes, as: UTF8.self)
+        switch name.split(separator: ".").last {
+        case "html": contentType = "text/html; charset=utf-8"
+        case "css": contentType = "text/css; charset=utf-8"
+        default: contentType = "text/javascript; charset=utf-8"
+        }
+    }
 }
 
-/// The dashboard's static files, compiled into the binary (`WebAssets+Generated.swift`, made by
-/// `scripts/dev/embed_web_assets.py` from `Web/Static`), so the dashboard works from any working
-/// directory and from a lone copied binary.
+/// The dashboard's static files (`Web/Static`), compiled into the binary by SwiftPM's
+/// `embedInCode` resource rule (`PackageResources`, see Package.swift), so the dashboard works
+/// from any working directory and from a lone copied binary.
+///
+/// Adding a file to `Web/Static` means adding its line to ``files``: SwiftPM names each
+/// embedded file by a Swift identifier, which cannot be listed at run time. A test fails when
+/// the folder and this list differ.
 enum WebAssets {
     /// The page served at `/`.
     static let indexName = "index.html"
+
+    /// Every dashboard file by name.
+    static let files: [String: WebAsset] = Dictionary(uniqueKeysWithValues: [
+        ("alerts.js", PackageResources.alerts_js),
+        ("api.js", PackageResources.api_js),
+        ("app.js", PackageResources.app_js),
+        ("charts.js", PackageResources.charts_js),
+        ("index.html", PackageResources.index_html),
+        ("overview.js", PackageResources.overview_js),
+        ("services.js", PackageResources.services_js),
+        ("style.css", PackageResources.style_css),
+        ("tasks.js", PackageResources.tasks_js),
+        ("ui.js", PackageResources.ui_js),
+    ].map { name, bytes in (name, WebAsset(name: name, bytes: bytes)) })
 }
 
 /// `GET /`: the dashboard page; `GET /assets/:name`: its scripts and stylesheet. The pages are
