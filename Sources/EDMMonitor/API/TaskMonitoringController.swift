@@ -127,14 +127,12 @@ struct TaskMonitoringController: RouteCollection {
         let pending = counts?.pending ?? 0
         let timeline = try await TaskProcessingMetric.query(on: req.db).filter(\.$task.$id == id).sort(\.$timestamp).limit(1000).all()
         let (current, window) = try await monitor.currentThroughputAndWindow(taskID: id, at: now)
-        var average: Double?
-        if let started = task.startedAt {
-            let end = task.completedAt ?? counts?.last_sent ?? now
-            let hours = end.timeIntervalSince(started) / 3600
-            if hours > 0 { average = Double(task.sentCount) / hours }
+        let average = task.startedAt.flatMap { started in
+            TaskFigures.averagePerHour(sent: task.sentCount, startedAt: started, endedAt: task.completedAt ?? counts?.last_sent ?? now)
         }
+        // The recorded first_sent row when there is one (external schedulers post theirs).
         let wait = timeline.first { $0.metricType == .firstSent }?.waitTimeSeconds ?? task.startedAt.map { started in
-            max(0, started.timeIntervalSince(max(task.createdAt ?? started, task.scheduledAt ?? .distantPast)))
+            TaskFigures.waitSeconds(createdAt: task.createdAt, scheduledAt: task.scheduledAt, firstSentAt: started)
         }
         let stuck = monitor.stuckTasks[id]
         let eta = try await Self.eta(task: task, pending: pending, currentPerHour: current, now: now, db: req.db)
@@ -142,7 +140,7 @@ struct TaskMonitoringController: RouteCollection {
         return TaskDetailDTO(
             task_id: id, user_id: task.$user.id, name: task.name, status: task.status.rawValue,
             progress: .init(sent: task.sentCount, failed: task.failedCount, pending: pending, total: total,
-                            percent: total == 0 ? 0 : (Double(task.sentCount + task.failedCount) / Double(total) * 10000).rounded() / 100),
+                            percent: TaskFigures.progressPercent(sent: task.sentCount, failed: task.failedCount, total: total)),
             wait_time_seconds: wait,
             throughput: .init(current_per_hour: current, window_seconds: window, average_per_hour: average),
             eta: eta,
@@ -152,22 +150,22 @@ struct TaskMonitoringController: RouteCollection {
         )
     }
 
-    /// ETA from the current throughput, capped by what the usable services can still send today:
-    /// remaining ÷ throughput when today's remaining quota covers the rest; otherwise unknown
-    /// (`null`) with the reason, since the rest waits for quota resets.
+    /// ETA from the current throughput, capped by what the usable services can still send today
+    /// (``TaskFigures/eta(phase:pending:currentPerHour:remainingQuota:now:)``): remaining ÷
+    /// throughput when today's remaining quota covers the rest; otherwise unknown (`null`) with
+    /// the reason, since the rest waits for quota resets.
     static func eta(task: TaskRecord, pending: Int, currentPerHour: Double, now: Date, db: any Database) async throws -> TaskDetailDTO.ETA {
-        if task.status.isFinal { return .init(at: task.completedAt, seconds: 0, reason: nil) }
-        if pending == 0 { return .init(at: now, seconds: 0, reason: nil) }
-        if task.status == .paused { return .init(at: nil, seconds: nil, reason: "task is paused") }
-        let services = try await EmailService.query(on: db).all()
-        let usable = services.filter { ServiceState.of($0, now: now) != .disabled && ServiceState.of($0, now: now) != .frozen }
-        if usable.isEmpty { return .init(at: nil, seconds: nil, reason: "no email service is available") }
-        // Quotas are capped at 10^9 on input; add with saturation anyway (older rows, hand edits).
-        let capacity = usable.map { max(0, $0.dailyQuota - $0.usedQuota) }.reduce(0) { a, b in let (sum, overflow) = a.addingReportingOverflow(b); return overflow ? Int.max : sum }
-        if currentPerHour <= 0 { return .init(at: nil, seconds: nil, reason: "nothing sent in the throughput window") }
-        if capacity < pending { return .init(at: nil, seconds: nil, reason: "today's remaining quota (\(capacity)) is below the pending recipients (\(pending))") }
-        let seconds = Double(pending) / currentPerHour * 3600
-        return .init(at: now.addingTimeInterval(seconds), seconds: seconds.rounded(), reason: nil)
+        let phase: TaskFigures.Phase = task.status.isFinal ? .finished(completedAt: task.completedAt) : task.status == .paused ? .paused : .active
+        var remaining: Int?
+        if case .active = phase, pending > 0 {
+            let usable = try await EmailService.query(on: db).all().filter {
+                let state = ServiceState.of($0, now: now)
+                return state != .disabled && state != .frozen
+            }
+            remaining = usable.isEmpty ? nil : TaskFigures.remainingCapacity(usable.map { ($0.dailyQuota, $0.usedQuota) })
+        }
+        let eta = TaskFigures.eta(phase: phase, pending: pending, currentPerHour: currentPerHour, remainingQuota: remaining, now: now)
+        return .init(at: eta.at, seconds: eta.seconds, reason: eta.reason)
     }
 
     // MARK: - GET /api/monitoring/task-stats
@@ -279,7 +277,8 @@ struct TaskMonitoringController: RouteCollection {
         return QueueStatusDTO(
             subtasks: subtasks, active_tasks: active, services_by_state: byState, services: serviceDTOs, reservations: reservations,
             sent_last_5_minutes: five, sent_last_60_minutes: sixty,
-            throughput_per_hour_5m: Double(five) * 12, throughput_per_hour_60m: Double(sixty),
+            throughput_per_hour_5m: TaskFigures.perHour(count: five, overSeconds: 300),
+            throughput_per_hour_60m: TaskFigures.perHour(count: sixty, overSeconds: 3600),
             stuck_tasks: req.edm.taskMonitor.stuckTasks.count, at: now
         )
     }

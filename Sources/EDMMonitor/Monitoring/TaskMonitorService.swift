@@ -76,7 +76,7 @@ public struct StuckTask: Sendable, Equatable, Codable {
 /// derived series (wait time, throughput, failure rate, active and stuck tasks) to
 /// `system_performance_metrics`, and detects stuck tasks.
 ///
-/// Definitions:
+/// Definitions (the formulas live in `TaskFigures`, shared with the API):
 /// - **wait time** = first email sent − the instant the task became eligible to send,
 ///   max(`created_at`, `scheduled_at`);
 /// - **current throughput** (emails per hour) = emails of the task (or of all tasks, or of a
@@ -158,7 +158,9 @@ public final class TaskMonitorService: TaskMonitorHooks, Sendable {
             let duration = max(0, at.timeIntervalSince(started))
             metadata["duration_seconds"] = .number(duration)
             // Undefined for a task that went out in an instant (one email, or under a second).
-            throughput = duration >= 1 && sent >= 2 ? Double(sent) / duration * 3600 : nil
+            if TaskFigures.hasMeasurableAverage(sent: sent, durationSeconds: duration) {
+                throughput = TaskFigures.averagePerHour(sent: sent, startedAt: started, endedAt: at)
+            }
         }
         await write(TaskProcessingMetric(taskID: taskID, userID: userID, metricType: .completed, timestamp: at, subtasksSent: sent, totalSubtasks: total, throughputPerHour: throughput, metadata: metadata))
     }
@@ -233,7 +235,7 @@ public final class TaskMonitorService: TaskMonitorHooks, Sendable {
         var result: [StuckTask] = []
         var services: [EmailService]?
         for row in rows {
-            let eligible = max(row.created_at, row.scheduled_at ?? .distantPast)
+            let eligible = TaskFigures.eligibleAt(createdAt: row.created_at, scheduledAt: row.scheduled_at, fallback: row.created_at)
             let idleSince = max(row.last_sent ?? eligible, eligible)
             let idle = now.timeIntervalSince(idleSince)
             guard idle >= threshold else { continue }
@@ -276,16 +278,13 @@ public final class TaskMonitorService: TaskMonitorHooks, Sendable {
 
     /// ``currentThroughput(taskID:at:)`` and the window it was measured over, seconds.
     func currentThroughputAndWindow(taskID: UUID?, at now: Date) async throws -> (perHour: Double, windowSeconds: Double) {
-        var window = settings.throughputWindowSeconds
-        var since = now.addingTimeInterval(-window)
-        if let taskID, let started = try await TaskRecord.find(taskID, on: database())?.startedAt, now.timeIntervalSince(started) < window {
-            window = max(10, now.timeIntervalSince(started))
-            since = min(since, started.addingTimeInterval(-0.001))  // the first send is in the window
-        }
+        var started: Date?
+        if let taskID { started = try await TaskRecord.find(taskID, on: database())?.startedAt }
+        let (since, window) = TaskFigures.currentWindow(startedAt: started, now: now, windowSeconds: settings.throughputWindowSeconds)
         let filter: SQLQueryString = taskID.map { "AND task_id = \(bind: $0)" } ?? ""
         struct N: Decodable { var n: Int }
         let n = try await database().sql.raw("SELECT count(*) AS n FROM sub_tasks WHERE status = 'sent' AND sent_at > \(bind: since) AND sent_at <= \(bind: now) \(filter)").first(decoding: N.self)?.n ?? 0
-        return (Double(n) * 3600 / window, window)
+        return (TaskFigures.perHour(count: n, overSeconds: window), window)
     }
 
     func writeDerivedMetrics(stuck found: [StuckTask], at now: Date) async throws {
@@ -308,12 +307,12 @@ public final class TaskMonitorService: TaskMonitorHooks, Sendable {
             FROM sub_tasks WHERE (status = 'sent' AND sent_at > \(bind: hourAgo)) OR (status = 'failed' AND updated_at > \(bind: hourAgo))
             """).first(decoding: Ended.self)
         let sent = ended?.sent ?? 0, failed = ended?.failed ?? 0
-        let scale = 3600 / settings.throughputWindowSeconds
+        let window = settings.throughputWindowSeconds
 
         var points: [MetricPoint] = [
             .init(name: "edm_tasks_active", value: Double(active), unit: "tasks", timestamp: now),
-            .init(name: "edm_queue_throughput_per_hour", value: Double(perService.map(\.n).reduce(0, +)) * scale, unit: "emails_per_hour", timestamp: now),
-            .init(name: "edm_task_failure_rate_percent", value: sent + failed == 0 ? 0 : Double(failed) / Double(sent + failed) * 100, unit: "percent", timestamp: now),
+            .init(name: "edm_queue_throughput_per_hour", value: TaskFigures.perHour(count: perService.map(\.n).reduce(0, +), overSeconds: window), unit: "emails_per_hour", timestamp: now),
+            .init(name: "edm_task_failure_rate_percent", value: TaskFigures.failureRatePercent(sent: sent, failed: failed), unit: "percent", timestamp: now),
             .init(name: "edm_stuck_tasks", value: Double(found.count), unit: "tasks", timestamp: now),
         ]
         // Written only while work is pending, so that rules on them stay quiet on an idle queue.
@@ -321,11 +320,11 @@ public final class TaskMonitorService: TaskMonitorHooks, Sendable {
         if pending > 0 {
             let services = try await EmailService.query(on: db).all()
             let usable = services.filter { [.available, .paced].contains(ServiceState.of($0, now: now)) }.count
-            points.append(.init(name: "edm_queue_pending_throughput_per_hour", value: Double(perService.map(\.n).reduce(0, +)) * scale, unit: "emails_per_hour", timestamp: now))
+            points.append(.init(name: "edm_queue_pending_throughput_per_hour", value: TaskFigures.perHour(count: perService.map(\.n).reduce(0, +), overSeconds: window), unit: "emails_per_hour", timestamp: now))
             points.append(.init(name: "edm_email_services_available_while_pending", value: Double(usable), unit: "services", timestamp: now))
         }
         for service in perService {
-            points.append(.init(name: "edm_queue_throughput_per_hour", value: Double(service.n) * scale, unit: "emails_per_hour", tags: ["service": service.name], timestamp: now))
+            points.append(.init(name: "edm_queue_throughput_per_hour", value: TaskFigures.perHour(count: service.n, overSeconds: window), unit: "emails_per_hour", tags: ["service": service.name], timestamp: now))
         }
         for task in found {
             points.append(.init(name: "edm_task_stuck_duration_seconds", value: task.stuckSeconds, unit: "seconds", tags: ["task_id": task.taskID.uuidString.lowercased(), "reason": task.reason.rawValue], timestamp: now))

@@ -461,8 +461,8 @@ public final class QueueScheduler: Sendable {
         let taskID = try claim.task.requireID()
         let task = claim.task
         if firstSent {
-            let eligible = max(task.createdAt ?? now, task.scheduledAt ?? .distantPast)
-            await hooks.firstSent(taskID: taskID, userID: task.$user.id, waitSeconds: max(0, now.timeIntervalSince(eligible)), totalSubtasks: task.totalCount, at: now)
+            let wait = TaskFigures.waitSeconds(createdAt: task.createdAt, scheduledAt: task.scheduledAt, firstSentAt: now)
+            await hooks.firstSent(taskID: taskID, userID: task.$user.id, waitSeconds: wait, totalSubtasks: task.totalCount, at: now)
         }
         if terminal {
             if let counts = try await sql.raw("SELECT sent_count, failed_count, total_count FROM tasks WHERE id = \(bind: taskID)").first(decoding: CountsRow.self) {
