@@ -121,7 +121,7 @@ struct TaskMonitoringController: RouteCollection {
         let sql = req.db.sql
         struct Counts: Decodable { var pending: Int?; var last_sent: Date? }
         let counts = try await sql.raw("""
-            SELECT sum(CASE WHEN status IN ('pending', 'sending') THEN 1 ELSE 0 END) AS pending, max(sent_at) AS last_sent
+            SELECT sum(CASE WHEN status IN (\(binds: [SubTaskRecord.Status.pending.rawValue, SubTaskRecord.Status.sending.rawValue])) THEN 1 ELSE 0 END) AS pending, max(sent_at) AS last_sent
             FROM sub_tasks WHERE task_id = \(bind: id)
             """).first(decoding: Counts.self)
         let pending = counts?.pending ?? 0
@@ -253,7 +253,7 @@ struct TaskMonitoringController: RouteCollection {
         let byStatus = try await sql.raw("SELECT status, count(*) AS n FROM sub_tasks GROUP BY status").all(decoding: StatusCount.self)
         var subtasks = Dictionary(uniqueKeysWithValues: SubTaskRecord.Status.allCases.map { ($0.rawValue, 0) })
         for row in byStatus { subtasks[row.status] = row.n }
-        let active = try await sql.raw("SELECT count(*) AS n FROM tasks WHERE status IN ('queued', 'sending')").first(decoding: N.self)?.n ?? 0
+        let active = try await sql.raw("SELECT count(*) AS n FROM tasks WHERE status IN (\(binds: [TaskRecord.Status.queued.rawValue, TaskRecord.Status.sending.rawValue]))").first(decoding: N.self)?.n ?? 0
         let services = try await EmailService.query(on: req.db).sort(\.$name).all()
         var byState = Dictionary(uniqueKeysWithValues: ServiceState.allCases.map { ($0.rawValue, 0) })
         let serviceDTOs = try services.map { s -> QueueStatusDTO.Service in
@@ -271,7 +271,7 @@ struct TaskMonitoringController: RouteCollection {
             QueueStatusDTO.Reservation(service_id: try $0.requireID(), service_name: names[try $0.requireID()], reserved_by: $0.reservedBy, subtask_id: $0.$subtask.id, expires_at: $0.expiresAt)
         }
         func sent(since seconds: Double) async throws -> Int {
-            try await sql.raw("SELECT count(*) AS n FROM sub_tasks WHERE status = 'sent' AND sent_at > \(bind: now.addingTimeInterval(-seconds)) AND sent_at <= \(bind: now)").first(decoding: N.self)?.n ?? 0
+            try await sql.raw("SELECT count(*) AS n FROM sub_tasks WHERE status = \(bind: SubTaskRecord.Status.sent.rawValue) AND sent_at > \(bind: now.addingTimeInterval(-seconds)) AND sent_at <= \(bind: now)").first(decoding: N.self)?.n ?? 0
         }
         let five = try await sent(since: 300), sixty = try await sent(since: 3600)
         return QueueStatusDTO(
@@ -347,34 +347,7 @@ struct TaskMonitoringController: RouteCollection {
             rows.append(row)
         }
         guard details.isEmpty else { throw APIError.validation("the batch was refused; nothing was written", details) }
-        // INSERT … ON CONFLICT (event_id) DO NOTHING: a concurrent retry of the same batch counts
-        // its events as duplicates instead of failing on the unique index.
-        let isPostgres = SQLDialectKind(req.db.sql) == .postgres
-        let batch = rows
-        let accepted = try await req.db.transaction { tx -> Int in
-            let sql = tx.sql
-            let encoder = JSONEncoder()
-            var accepted = 0
-            for chunk in stride(from: 0, to: batch.count, by: 500).map({ batch[$0..<min($0 + 500, batch.count)] }) {
-                var insert = sql.insert(into: TaskProcessingMetric.schema).columns(
-                    "id", "task_id", "user_id", "metric_type", "timestamp", "subtasks_sent", "total_subtasks",
-                    "wait_time_seconds", "throughput_per_hour", "metadata", "event_id", "created_at"
-                )
-                for row in chunk {
-                    let metadata: any SQLExpression = try row.metadata.map { value in
-                        let text = String(decoding: try encoder.encode(value), as: UTF8.self)
-                        return isPostgres ? SQLFunction("CAST", args: SQLAlias(SQLBind(text), as: SQLRaw("JSONB"))) : SQLBind(text)
-                    } ?? SQLLiteral.null
-                    insert = insert.values([
-                        SQLBind(UUID()), SQLBind(row.$task.id), SQLBind(row.$user.id), SQLBind(row.metricType.rawValue), SQLBind(row.timestamp),
-                        SQLBind(row.subtasksSent), SQLBind(row.totalSubtasks), SQLBind(row.waitTimeSeconds), SQLBind(row.throughputPerHour),
-                        metadata, SQLBind(row.eventID), SQLBind(now),
-                    ])
-                }
-                accepted += try await insert.ignoringConflicts(with: ["event_id"]).returning("event_id").all().count
-            }
-            return accepted
-        }
+        let accepted = try await req.edm.taskMonitor.recordEvents(rows, at: now)
         return try await EventsResult(accepted: accepted, duplicates: rows.count - accepted).encodeResponse(status: .ok, for: req)
     }
 }
