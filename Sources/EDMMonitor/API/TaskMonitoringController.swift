@@ -305,7 +305,8 @@ struct TaskMonitoringController: RouteCollection {
     /// Accepts up to 10,000 events. The batch is validated whole: one bad event is a 400 naming
     /// it (`events[i].field`) and nothing is written. Events whose `event_id` was already
     /// recorded are skipped (idempotent), so a retried POST records each event once. The task
-    /// and user must exist here.
+    /// and user must exist here. Validation is here; the write is
+    /// ``TaskMonitorService/recordEvents(_:at:)``.
     @Sendable func ingestEvents(_ req: Request) async throws -> Response {
         let body = try req.content.decode(EventsBody.self)
         let now = req.edm.clock.now()
@@ -343,7 +344,6 @@ struct TaskMonitoringController: RouteCollection {
                 waitTimeSeconds: event.wait_time_seconds, throughputPerHour: event.throughput_per_hour, metadata: event.metadata
             )
             row.eventID = event.event_id
-            row.createdAt = now
             rows.append(row)
         }
         guard details.isEmpty else { throw APIError.validation("the batch was refused; nothing was written", details) }
