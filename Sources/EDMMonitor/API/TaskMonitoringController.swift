@@ -121,20 +121,18 @@ struct TaskMonitoringController: RouteCollection {
         let sql = req.db.sql
         struct Counts: Decodable { var pending: Int?; var last_sent: Date? }
         let counts = try await sql.raw("""
-            SELECT sum(CASE WHEN status IN ('pending', 'sending') THEN 1 ELSE 0 END) AS pending, max(sent_at) AS last_sent
+            SELECT sum(CASE WHEN status IN (\(binds: [SubTaskRecord.Status.pending.rawValue, SubTaskRecord.Status.sending.rawValue])) THEN 1 ELSE 0 END) AS pending, max(sent_at) AS last_sent
             FROM sub_tasks WHERE task_id = \(bind: id)
             """).first(decoding: Counts.self)
         let pending = counts?.pending ?? 0
         let timeline = try await TaskProcessingMetric.query(on: req.db).filter(\.$task.$id == id).sort(\.$timestamp).limit(1000).all()
         let (current, window) = try await monitor.currentThroughputAndWindow(taskID: id, at: now)
-        var average: Double?
-        if let started = task.startedAt {
-            let end = task.completedAt ?? counts?.last_sent ?? now
-            let hours = end.timeIntervalSince(started) / 3600
-            if hours > 0 { average = Double(task.sentCount) / hours }
+        let average = task.startedAt.flatMap { started in
+            TaskFigures.averagePerHour(sent: task.sentCount, startedAt: started, endedAt: task.completedAt ?? counts?.last_sent ?? now)
         }
+        // The recorded first_sent row when there is one (external schedulers post theirs).
         let wait = timeline.first { $0.metricType == .firstSent }?.waitTimeSeconds ?? task.startedAt.map { started in
-            max(0, started.timeIntervalSince(max(task.createdAt ?? started, task.scheduledAt ?? .distantPast)))
+            TaskFigures.waitSeconds(createdAt: task.createdAt, scheduledAt: task.scheduledAt, firstSentAt: started)
         }
         let stuck = monitor.stuckTasks[id]
         let eta = try await Self.eta(task: task, pending: pending, currentPerHour: current, now: now, db: req.db)
@@ -142,7 +140,7 @@ struct TaskMonitoringController: RouteCollection {
         return TaskDetailDTO(
             task_id: id, user_id: task.$user.id, name: task.name, status: task.status.rawValue,
             progress: .init(sent: task.sentCount, failed: task.failedCount, pending: pending, total: total,
-                            percent: total == 0 ? 0 : (Double(task.sentCount + task.failedCount) / Double(total) * 10000).rounded() / 100),
+                            percent: TaskFigures.progressPercent(sent: task.sentCount, failed: task.failedCount, total: total)),
             wait_time_seconds: wait,
             throughput: .init(current_per_hour: current, window_seconds: window, average_per_hour: average),
             eta: eta,
@@ -152,22 +150,22 @@ struct TaskMonitoringController: RouteCollection {
         )
     }
 
-    /// ETA from the current throughput, capped by what the usable services can still send today:
-    /// remaining ÷ throughput when today's remaining quota covers the rest; otherwise unknown
-    /// (`null`) with the reason, since the rest waits for quota resets.
+    /// ETA from the current throughput, capped by what the usable services can still send today
+    /// (``TaskFigures/eta(phase:pending:currentPerHour:remainingQuota:now:)``): remaining ÷
+    /// throughput when today's remaining quota covers the rest; otherwise unknown (`null`) with
+    /// the reason, since the rest waits for quota resets.
     static func eta(task: TaskRecord, pending: Int, currentPerHour: Double, now: Date, db: any Database) async throws -> TaskDetailDTO.ETA {
-        if task.status.isFinal { return .init(at: task.completedAt, seconds: 0, reason: nil) }
-        if pending == 0 { return .init(at: now, seconds: 0, reason: nil) }
-        if task.status == .paused { return .init(at: nil, seconds: nil, reason: "task is paused") }
-        let services = try await EmailService.query(on: db).all()
-        let usable = services.filter { ServiceState.of($0, now: now) != .disabled && ServiceState.of($0, now: now) != .frozen }
-        if usable.isEmpty { return .init(at: nil, seconds: nil, reason: "no email service is available") }
-        // Quotas are capped at 10^9 on input; add with saturation anyway (older rows, hand edits).
-        let capacity = usable.map { max(0, $0.dailyQuota - $0.usedQuota) }.reduce(0) { a, b in let (sum, overflow) = a.addingReportingOverflow(b); return overflow ? Int.max : sum }
-        if currentPerHour <= 0 { return .init(at: nil, seconds: nil, reason: "nothing sent in the throughput window") }
-        if capacity < pending { return .init(at: nil, seconds: nil, reason: "today's remaining quota (\(capacity)) is below the pending recipients (\(pending))") }
-        let seconds = Double(pending) / currentPerHour * 3600
-        return .init(at: now.addingTimeInterval(seconds), seconds: seconds.rounded(), reason: nil)
+        let phase: TaskFigures.Phase = task.status.isFinal ? .finished(completedAt: task.completedAt) : task.status == .paused ? .paused : .active
+        var remaining: Int?
+        if case .active = phase, pending > 0 {
+            let usable = try await EmailService.query(on: db).all().filter {
+                let state = ServiceState.of($0, now: now)
+                return state != .disabled && state != .frozen
+            }
+            remaining = usable.isEmpty ? nil : TaskFigures.remainingCapacity(usable.map { ($0.dailyQuota, $0.usedQuota) })
+        }
+        let eta = TaskFigures.eta(phase: phase, pending: pending, currentPerHour: currentPerHour, remainingQuota: remaining, now: now)
+        return .init(at: eta.at, seconds: eta.seconds, reason: eta.reason)
     }
 
     // MARK: - GET /api/monitoring/task-stats
@@ -255,7 +253,7 @@ struct TaskMonitoringController: RouteCollection {
         let byStatus = try await sql.raw("SELECT status, count(*) AS n FROM sub_tasks GROUP BY status").all(decoding: StatusCount.self)
         var subtasks = Dictionary(uniqueKeysWithValues: SubTaskRecord.Status.allCases.map { ($0.rawValue, 0) })
         for row in byStatus { subtasks[row.status] = row.n }
-        let active = try await sql.raw("SELECT count(*) AS n FROM tasks WHERE status IN ('queued', 'sending')").first(decoding: N.self)?.n ?? 0
+        let active = try await sql.raw("SELECT count(*) AS n FROM tasks WHERE status IN (\(binds: [TaskRecord.Status.queued.rawValue, TaskRecord.Status.sending.rawValue]))").first(decoding: N.self)?.n ?? 0
         let services = try await EmailService.query(on: req.db).sort(\.$name).all()
         var byState = Dictionary(uniqueKeysWithValues: ServiceState.allCases.map { ($0.rawValue, 0) })
         let serviceDTOs = try services.map { s -> QueueStatusDTO.Service in
@@ -273,13 +271,14 @@ struct TaskMonitoringController: RouteCollection {
             QueueStatusDTO.Reservation(service_id: try $0.requireID(), service_name: names[try $0.requireID()], reserved_by: $0.reservedBy, subtask_id: $0.$subtask.id, expires_at: $0.expiresAt)
         }
         func sent(since seconds: Double) async throws -> Int {
-            try await sql.raw("SELECT count(*) AS n FROM sub_tasks WHERE status = 'sent' AND sent_at > \(bind: now.addingTimeInterval(-seconds)) AND sent_at <= \(bind: now)").first(decoding: N.self)?.n ?? 0
+            try await sql.raw("SELECT count(*) AS n FROM sub_tasks WHERE status = \(bind: SubTaskRecord.Status.sent.rawValue) AND sent_at > \(bind: now.addingTimeInterval(-seconds)) AND sent_at <= \(bind: now)").first(decoding: N.self)?.n ?? 0
         }
         let five = try await sent(since: 300), sixty = try await sent(since: 3600)
         return QueueStatusDTO(
             subtasks: subtasks, active_tasks: active, services_by_state: byState, services: serviceDTOs, reservations: reservations,
             sent_last_5_minutes: five, sent_last_60_minutes: sixty,
-            throughput_per_hour_5m: Double(five) * 12, throughput_per_hour_60m: Double(sixty),
+            throughput_per_hour_5m: TaskFigures.perHour(count: five, overSeconds: 300),
+            throughput_per_hour_60m: TaskFigures.perHour(count: sixty, overSeconds: 3600),
             stuck_tasks: req.edm.taskMonitor.stuckTasks.count, at: now
         )
     }
@@ -306,7 +305,8 @@ struct TaskMonitoringController: RouteCollection {
     /// Accepts up to 10,000 events. The batch is validated whole: one bad event is a 400 naming
     /// it (`events[i].field`) and nothing is written. Events whose `event_id` was already
     /// recorded are skipped (idempotent), so a retried POST records each event once. The task
-    /// and user must exist here.
+    /// and user must exist here. Validation is here; the write is
+    /// ``TaskMonitorService/recordEvents(_:at:)``.
     @Sendable func ingestEvents(_ req: Request) async throws -> Response {
         let body = try req.content.decode(EventsBody.self)
         let now = req.edm.clock.now()
@@ -344,38 +344,10 @@ struct TaskMonitoringController: RouteCollection {
                 waitTimeSeconds: event.wait_time_seconds, throughputPerHour: event.throughput_per_hour, metadata: event.metadata
             )
             row.eventID = event.event_id
-            row.createdAt = now
             rows.append(row)
         }
         guard details.isEmpty else { throw APIError.validation("the batch was refused; nothing was written", details) }
-        // INSERT … ON CONFLICT (event_id) DO NOTHING: a concurrent retry of the same batch counts
-        // its events as duplicates instead of failing on the unique index.
-        let isPostgres = SQLDialectKind(req.db.sql) == .postgres
-        let batch = rows
-        let accepted = try await req.db.transaction { tx -> Int in
-            let sql = tx.sql
-            let encoder = JSONEncoder()
-            var accepted = 0
-            for chunk in stride(from: 0, to: batch.count, by: 500).map({ batch[$0..<min($0 + 500, batch.count)] }) {
-                var insert = sql.insert(into: TaskProcessingMetric.schema).columns(
-                    "id", "task_id", "user_id", "metric_type", "timestamp", "subtasks_sent", "total_subtasks",
-                    "wait_time_seconds", "throughput_per_hour", "metadata", "event_id", "created_at"
-                )
-                for row in chunk {
-                    let metadata: any SQLExpression = try row.metadata.map { value in
-                        let text = String(decoding: try encoder.encode(value), as: UTF8.self)
-                        return isPostgres ? SQLFunction("CAST", args: SQLAlias(SQLBind(text), as: SQLRaw("JSONB"))) : SQLBind(text)
-                    } ?? SQLLiteral.null
-                    insert = insert.values([
-                        SQLBind(UUID()), SQLBind(row.$task.id), SQLBind(row.$user.id), SQLBind(row.metricType.rawValue), SQLBind(row.timestamp),
-                        SQLBind(row.subtasksSent), SQLBind(row.totalSubtasks), SQLBind(row.waitTimeSeconds), SQLBind(row.throughputPerHour),
-                        metadata, SQLBind(row.eventID), SQLBind(now),
-                    ])
-                }
-                accepted += try await insert.ignoringConflicts(with: ["event_id"]).returning("event_id").all().count
-            }
-            return accepted
-        }
+        let accepted = try await req.edm.taskMonitor.recordEvents(rows, at: now)
         return try await EventsResult(accepted: accepted, duplicates: rows.count - accepted).encodeResponse(status: .ok, for: req)
     }
 }

@@ -56,7 +56,7 @@ struct TasksController: RouteCollection {
             failed = t.failedCount
             self.pending = pending
             self.sending = sending
-            progress_percent = t.totalCount == 0 ? 0 : (Double(t.sentCount + t.failedCount) / Double(t.totalCount) * 10000).rounded() / 100
+            progress_percent = TaskFigures.progressPercent(sent: t.sentCount, failed: t.failedCount, total: t.totalCount)
             created_at = t.createdAt
             started_at = t.startedAt
             completed_at = t.completedAt

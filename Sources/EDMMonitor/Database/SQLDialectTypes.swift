@@ -1,7 +1,10 @@
 import FluentKit
+import Foundation
 import SQLKit
 
-/// The one place where SQL differs between SQLite and PostgreSQL (STYLE.md §6).
+/// The one place where SQL differs between SQLite and PostgreSQL (STYLE.md §6): column types
+/// for migrations, and the pieces of statements (JSON binds, containment, `SKIP LOCKED`,
+/// least/greatest, upserts, bulk inserts) for queries.
 ///
 /// Column types are chosen so that Fluent's encoders read and write them natively on each
 /// database, and so that a value means the same on both:
@@ -67,6 +70,141 @@ enum SQLDialectKind: Sendable {
     /// Double-quotes an identifier for use inside a constant CHECK expression written in this
     /// file (never for user input).
     static func quote(_ identifier: String) -> String { "\"\(identifier)\"" }
+
+    // MARK: - Statements
+    //
+    // Every SQL difference between the two databases in queries and writes lives below; call
+    // sites never compare the dialect themselves. `SQLDialectTests` runs each member on both.
+
+    /// A JSON text bound for a JSON column: `CAST($n AS JSONB)` on PostgreSQL (a bare text bind
+    /// would be refused by a `jsonb` column), the text itself on SQLite (a `TEXT` column with a
+    /// `json_valid` check). `json` must be valid JSON.
+    func jsonBind(_ json: String) -> any SQLExpression {
+        self == .postgres ? SQLFunction("CAST", args: SQLAlias(SQLBind(json), as: SQLRaw("JSONB"))) : SQLBind(json)
+    }
+
+    /// `value` encoded as JSON with `encoder` and bound as ``jsonBind(_:)``; SQL `NULL` for `nil`.
+    /// - Throws: the encoder's error.
+    func jsonBind<Value: Encodable>(encoding value: Value?, with encoder: JSONEncoder = JSONEncoder()) throws -> any SQLExpression {
+        guard let value else { return SQLLiteral.null }
+        return jsonBind(String(decoding: try encoder.encode(value), as: UTF8.self))
+    }
+
+    /// A JSON column as JSON text in a SELECT list: `"column"::text` on PostgreSQL (`jsonb`
+    /// would otherwise come back as binary JSONB), `"column"` on SQLite (already text).
+    func jsonText(_ column: String) -> SQLQueryString {
+        self == .postgres ? "\(ident: column)::text" : "\(ident: column)"
+    }
+
+    /// A condition that the JSON object in `column` holds every key/value pair of `pairs`
+    /// (string values): `column @> CAST($n AS JSONB)` on PostgreSQL (served by a GIN index),
+    /// `json_extract(column, '$."key"') = value` per pair, joined by `AND`, on SQLite. Keys and
+    /// values are bound, never interpolated. `TRUE` for no pairs.
+    func jsonContains(_ column: String, _ pairs: [String: String]) -> SQLQueryString {
+        guard !pairs.isEmpty else { return "1 = 1" }
+        switch self {
+        case .postgres:
+            // Key order and escaping do not matter: `jsonb` parses the text. Encoding a
+            // [String: String] cannot fail.
+            let json = (try? JSONEncoder().encode(pairs)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+            return "\(ident: column) @> CAST(\(bind: json) AS JSONB)"
+        case .sqlite:
+            var out: SQLQueryString = ""
+            for (offset, pair) in pairs.sorted(by: { $0.key < $1.key }).enumerated() {
+                if offset > 0 { out += " AND " }
+                out += "json_extract(\(ident: column), \(bind: "$.\"\(pair.key)\"")) = \(bind: pair.value)"
+            }
+            return out
+        }
+    }
+
+    /// The locking clause of a claim's sub-select: rows another transaction holds are skipped
+    /// instead of waited for. Empty on SQLite, whose single writer serialises claims anyway
+    /// (the claim's own `AND status = 'pending'` re-check keeps it exactly-once).
+    var forUpdateSkipLocked: String { self == .postgres ? "FOR UPDATE SKIP LOCKED" : "" }
+
+    /// The smaller of two values: `LEAST(a, b)` on PostgreSQL, the two-argument scalar `min(a, b)`
+    /// on SQLite (PostgreSQL's `min` is only an aggregate). `NULL` handling differs: PostgreSQL
+    /// ignores a `NULL` argument, SQLite returns `NULL` — give non-null arguments.
+    func least(_ a: any SQLExpression, _ b: any SQLExpression) -> any SQLExpression {
+        SQLFunction(self == .postgres ? "LEAST" : "min", args: a, b)
+    }
+
+    /// The greater of two values: `GREATEST(a, b)` on PostgreSQL, scalar `max(a, b)` on SQLite;
+    /// see ``least(_:_:)`` for `NULL`.
+    func greatest(_ a: any SQLExpression, _ b: any SQLExpression) -> any SQLExpression {
+        SQLFunction(self == .postgres ? "GREATEST" : "max", args: a, b)
+    }
+
+    /// The value `column` would have had in the row an upsert tried to insert: `excluded.column`
+    /// (SQLite ≥ 3.24 and PostgreSQL ≥ 9.5 share the spelling).
+    static func excluded(_ column: String) -> any SQLExpression {
+        SQLColumn(SQLIdentifier(column), table: SQLRaw("excluded"))
+    }
+
+    /// The upsert clause ` ON CONFLICT (target…) DO UPDATE SET column = value, … [WHERE condition]`
+    /// to append to an `INSERT … VALUES …`. Both databases share the syntax (SQLite ≥ 3.24); it
+    /// is here so that every upsert is written one way. `target` must match a unique index.
+    /// With `condition`, a conflicting row whose condition is false is left alone and the
+    /// statement's `RETURNING` yields nothing for it (a conditional take-over, as of a lease).
+    func onConflictDoUpdate(_ target: [String], set assignments: [(column: String, value: any SQLExpression)], where condition: (any SQLExpression)? = nil) -> SQLQueryString {
+        var out: SQLQueryString = " ON CONFLICT ("
+        for (offset, column) in target.enumerated() {
+            if offset > 0 { out += ", " }
+            out += "\(ident: column)"
+        }
+        out += ") DO UPDATE SET "
+        for (offset, assignment) in assignments.enumerated() {
+            if offset > 0 { out += ", " }
+            out += "\(ident: assignment.column) = \(assignment.value)"
+        }
+        if let condition { out += " WHERE \(condition)" }
+        return out
+    }
+
+    /// The most bind parameters one statement may carry: 65,535 on PostgreSQL (its wire
+    /// protocol's 16-bit count), 32,766 on SQLite (`SQLITE_MAX_VARIABLE_NUMBER` since 3.32).
+    var maxBindsPerStatement: Int { self == .postgres ? 65_535 : 32_766 }
+
+    /// Inserts `rows` (each a value per column of `columns`) with multi-row `INSERT … VALUES`
+    /// statements of at most `rowsPerStatement` rows, fewer when ``maxBindsPerStatement`` needs
+    /// it (a row of `n` columns counts `n` binds). Run inside a transaction for all-or-nothing.
+    ///
+    /// With `ignoringConflictsOn`, a row that conflicts on that unique key is skipped
+    /// (`ON CONFLICT (key) DO NOTHING`, on both databases) instead of failing the statement.
+    ///
+    /// - Returns: rows inserted (conflicting rows skipped are not counted).
+    /// - Throws: the database's error; statements already run stay run unless in a transaction.
+    @discardableResult
+    func bulkInsert(
+        into table: String, columns: [String], rows: [[any SQLExpression]], rowsPerStatement: Int = 1_000,
+        ignoringConflictsOn conflictKey: [String]? = nil, on sql: any SQLDatabase
+    ) async throws -> Int {
+        guard !rows.isEmpty else { return 0 }
+        let perStatement = max(1, min(rowsPerStatement, maxBindsPerStatement / max(1, columns.count)))
+        var inserted = 0
+        for start in stride(from: 0, to: rows.count, by: perStatement) {
+            let chunk = rows[start..<min(start + perStatement, rows.count)]
+            var insert = sql.insert(into: table).columns(columns)
+            for row in chunk { insert = insert.values(row) }
+            if let conflictKey {
+                inserted += try await insert.ignoringConflicts(with: conflictKey).returning(SQLColumn(columns[0])).all().count
+            } else {
+                try await insert.run()
+                inserted += chunk.count
+            }
+        }
+        return inserted
+    }
+
+    /// Size of the current database in bytes: `pg_database_size(current_database())` on
+    /// PostgreSQL, page count × page size on SQLite. One row, column `size`.
+    var databaseSizeQuery: SQLQueryString {
+        switch self {
+        case .postgres: "SELECT pg_database_size(current_database()) AS size"
+        case .sqlite: "SELECT (SELECT page_count FROM pragma_page_count()) * (SELECT page_size FROM pragma_page_size()) AS size"
+        }
+    }
 }
 
 extension SQLCreateTableBuilder {

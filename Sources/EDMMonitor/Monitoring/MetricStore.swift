@@ -209,18 +209,14 @@ public struct MetricStore: Sendable {
         try await database.transaction { tx in
             let sql = tx.sql
             let dialect = SQLDialectKind(sql)
-            for start in stride(from: 0, to: points.count, by: Self.rowsPerStatement) {
-                let chunk = points[start..<min(start + Self.rowsPerStatement, points.count)]
-                var insert = sql.insert(into: SystemPerformanceMetric.schema)
-                    .columns("metric_name", "metric_value", "metric_unit", "tags", "timestamp", "created_at")
-                for point in chunk {
-                    insert = insert.values([
-                        SQLBind(point.name), SQLBind(point.value), SQLBind(point.unit),
-                        Self.jsonExpression(point.seriesKey, dialect), SQLBind(point.timestamp), SQLBind(now),
-                    ])
-                }
-                try await insert.run()
-            }
+            try await dialect.bulkInsert(
+                into: SystemPerformanceMetric.schema,
+                columns: ["metric_name", "metric_value", "metric_unit", "tags", "timestamp", "created_at"],
+                rows: points.map { point in
+                    [SQLBind(point.name), SQLBind(point.value), SQLBind(point.unit), dialect.jsonBind(point.seriesKey), SQLBind(point.timestamp), SQLBind(now)]
+                },
+                rowsPerStatement: Self.rowsPerStatement, on: sql
+            )
             for (table, rows) in rollups {
                 try await table.upsert(rows, dialect: dialect, on: sql)
             }
@@ -266,15 +262,5 @@ public struct MetricStore: Sendable {
             if let string = value.stringValue { return string }
             return (try? JSONEncoder().encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? ""
         }
-    }
-
-    /// A JSON value bound for a JSON column: `CAST(? AS JSONB)` on PostgreSQL, text on SQLite.
-    static func jsonExpression(_ json: String, _ dialect: SQLDialectKind) -> any SQLExpression {
-        dialect == .postgres ? SQLFunction("CAST", args: SQLAlias(SQLBind(json), as: SQLRaw("JSONB"))) : SQLBind(json)
-    }
-
-    /// The tags column as JSON text in a SELECT list: `tags::text` on PostgreSQL (jsonb), `tags` on SQLite.
-    static func tagsText(_ column: String, _ dialect: SQLDialectKind) -> SQLQueryString {
-        dialect == .postgres ? "\(ident: column)::text" : "\(ident: column)"
     }
 }

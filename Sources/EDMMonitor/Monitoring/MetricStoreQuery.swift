@@ -164,7 +164,7 @@ extension MetricStore {
         let isCounter = query.aggregation == .rate || query.aggregation == .increase
         let fetchFrom = query.alignedFrom - (isCounter ? query.step : 0)
         let rows = try await sql.raw("""
-            SELECT timestamp, metric_value, \(Self.tagsText("tags", dialect)) AS tags_text
+            SELECT timestamp, metric_value, \(dialect.jsonText("tags")) AS tags_text
             FROM system_performance_metrics
             WHERE metric_name = \(bind: query.name)
               AND timestamp >= \(bind: Date(timeIntervalSince1970: fetchFrom))
@@ -231,7 +231,7 @@ extension MetricStore {
         let dialect = SQLDialectKind(sql)
         let rows = try await sql.raw("""
             SELECT bucket_start, sample_count, value_sum, value_min, value_max, value_last, last_timestamp,
-                   tags_key, \(Self.tagsText("tags", dialect)) AS tags_text
+                   tags_key, \(dialect.jsonText("tags")) AS tags_text
             FROM \(ident: table.schema)
             WHERE metric_name = \(bind: query.name)
               AND bucket_start >= \(bind: Date(timeIntervalSince1970: query.alignedFrom))
@@ -269,21 +269,11 @@ extension MetricStore {
         return tags.filter { groupBy.contains($0.key) }
     }
 
-    /// ` AND …` conditions requiring every filter tag: `tags @> '{…}'::jsonb` on PostgreSQL (uses
-    /// the GIN index), `json_extract(tags, '$."key"') = value` per tag on SQLite. Keys are
-    /// validated label names, and both key paths and values are bound, never interpolated.
+    /// ` AND …` conditions requiring every filter tag (``SQLDialectKind/jsonContains(_:_:)``:
+    /// `@>` on PostgreSQL, served by the GIN index; `json_extract` per tag on SQLite); empty
+    /// without filters. Keys are validated label names, and both are bound, never interpolated.
     static func tagFilterSQL(_ filters: [String: String], _ dialect: SQLDialectKind) -> SQLQueryString {
-        guard !filters.isEmpty else { return "" }
-        switch dialect {
-        case .postgres:
-            return " AND tags @> CAST(\(bind: canonicalJSON(filters)) AS JSONB)"
-        case .sqlite:
-            var out: SQLQueryString = ""
-            for (key, value) in filters.sorted(by: { $0.key < $1.key }) {
-                out += " AND json_extract(tags, \(bind: "$.\"\(key)\"")) = \(bind: value)"
-            }
-            return out
-        }
+        filters.isEmpty ? "" : " AND \(dialect.jsonContains("tags", filters))"
     }
 }
 

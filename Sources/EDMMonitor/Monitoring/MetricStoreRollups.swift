@@ -34,13 +34,22 @@ public enum MetricRollupTable: CaseIterable, Sendable {
 
     /// Merges `rows` into the table: a new (name, series, bucket) is inserted, an existing one
     /// gets count and sum added, min/max widened and last replaced when the new last is not
-    /// older (`INSERT … ON CONFLICT … DO UPDATE`, which SQLite ≥ 3.24 and PostgreSQL share; only
-    /// the two-argument min/max differ: `min()`/`max()` on SQLite, `LEAST`/`GREATEST` on PostgreSQL).
+    /// older (``SQLDialectKind/onConflictDoUpdate(_:set:where:)``, with the dialect's two-argument
+    /// ``SQLDialectKind/least(_:_:)`` and ``SQLDialectKind/greatest(_:_:)``).
     /// `rows` must hold each key at most once (``MetricStore/rollups(of:table:)`` ensures it).
     func upsert(_ rows: [MetricRollupRow], dialect: SQLDialectKind, on sql: any SQLDatabase) async throws {
-        let least = dialect == .postgres ? "LEAST" : "min"
-        let greatest = dialect == .postgres ? "GREATEST" : "max"
         // 11 binds per row; 1,000 rows stay below SQLite's 32,766 and PostgreSQL's 65,535.
+        let current = { (column: String) in SQLColumn(SQLIdentifier(column), table: SQLIdentifier("r")) }
+        let excluded = SQLDialectKind.excluded
+        let upsert = dialect.onConflictDoUpdate(["metric_name", "tags_key", "bucket_start"], set: [
+            ("sample_count", SQLBinaryExpression(current("sample_count"), .add, excluded("sample_count"))),
+            ("value_sum", SQLBinaryExpression(current("value_sum"), .add, excluded("value_sum"))),
+            ("value_min", dialect.least(current("value_min"), excluded("value_min"))),
+            ("value_max", dialect.greatest(current("value_max"), excluded("value_max"))),
+            ("value_last", SQLRaw("CASE WHEN excluded.last_timestamp >= r.last_timestamp THEN excluded.value_last ELSE r.value_last END")),
+            ("last_timestamp", dialect.greatest(current("last_timestamp"), excluded("last_timestamp"))),
+            ("metric_unit", excluded("metric_unit")),
+        ])
         for start in stride(from: 0, to: rows.count, by: 1_000) {
             let chunk = rows[start..<min(start + 1_000, rows.count)]
             var query: SQLQueryString = """
@@ -51,22 +60,13 @@ public enum MetricRollupTable: CaseIterable, Sendable {
                 if offset > 0 { query += ", " }
                 let rollup = row.rollup
                 query += """
-                    (\(bind: row.key.name), \(bind: row.unit), \(MetricStore.jsonExpression(row.key.seriesKey, dialect)), \
+                    (\(bind: row.key.name), \(bind: row.unit), \(dialect.jsonBind(row.key.seriesKey)), \
                     \(bind: row.key.seriesKey), \(bind: Date(timeIntervalSince1970: row.key.bucketStart)), \(bind: rollup.count), \
                     \(bind: rollup.sum), \(bind: rollup.min), \(bind: rollup.max), \(bind: rollup.last), \
                     \(bind: Date(timeIntervalSince1970: rollup.lastTimestamp)))
                     """
             }
-            query += """
-                 ON CONFLICT (metric_name, tags_key, bucket_start) DO UPDATE SET \
-                sample_count = r.sample_count + excluded.sample_count, \
-                value_sum = r.value_sum + excluded.value_sum, \
-                value_min = \(unsafeRaw: least)(r.value_min, excluded.value_min), \
-                value_max = \(unsafeRaw: greatest)(r.value_max, excluded.value_max), \
-                value_last = CASE WHEN excluded.last_timestamp >= r.last_timestamp THEN excluded.value_last ELSE r.value_last END, \
-                last_timestamp = \(unsafeRaw: greatest)(r.last_timestamp, excluded.last_timestamp), \
-                metric_unit = excluded.metric_unit
-                """
+            query += upsert
             try await sql.raw(query).run()
         }
     }

@@ -155,13 +155,7 @@ public struct DatabaseCollector: MetricCollector {
         _ = try await sql.raw("SELECT 1 AS one").first(decoding: One.self)
         let elapsed = clock.now - started
         let latency = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        let size: Int64?
-        switch SQLDialectKind(sql) {
-        case .sqlite:
-            size = try await sql.raw("SELECT (SELECT page_count FROM pragma_page_count()) * (SELECT page_size FROM pragma_page_size()) AS size").first(decoding: Size.self)?.size
-        case .postgres:
-            size = try await sql.raw("SELECT pg_database_size(current_database()) AS size").first(decoding: Size.self)?.size
-        }
+        let size = try await sql.raw(SQLDialectKind(sql).databaseSizeQuery).first(decoding: Size.self)?.size
         var points = [MetricPoint(name: "edm_db_query_latency_seconds", value: latency, unit: "seconds", timestamp: now)]
         if let size { points.append(MetricPoint(name: "edm_db_size_bytes", value: Double(size), unit: "bytes", timestamp: now)) }
         return points

@@ -76,7 +76,7 @@ public struct StuckTask: Sendable, Equatable, Codable {
 /// derived series (wait time, throughput, failure rate, active and stuck tasks) to
 /// `system_performance_metrics`, and detects stuck tasks.
 ///
-/// Definitions:
+/// Definitions (the formulas live in `TaskFigures`, shared with the API):
 /// - **wait time** = first email sent − the instant the task became eligible to send,
 ///   max(`created_at`, `scheduled_at`);
 /// - **current throughput** (emails per hour) = emails of the task (or of all tasks, or of a
@@ -158,7 +158,9 @@ public final class TaskMonitorService: TaskMonitorHooks, Sendable {
             let duration = max(0, at.timeIntervalSince(started))
             metadata["duration_seconds"] = .number(duration)
             // Undefined for a task that went out in an instant (one email, or under a second).
-            throughput = duration >= 1 && sent >= 2 ? Double(sent) / duration * 3600 : nil
+            if TaskFigures.hasMeasurableAverage(sent: sent, durationSeconds: duration) {
+                throughput = TaskFigures.averagePerHour(sent: sent, startedAt: started, endedAt: at)
+            }
         }
         await write(TaskProcessingMetric(taskID: taskID, userID: userID, metricType: .completed, timestamp: at, subtasksSent: sent, totalSubtasks: total, throughputPerHour: throughput, metadata: metadata))
     }
@@ -227,13 +229,13 @@ public final class TaskMonitorService: TaskMonitorHooks, Sendable {
             SELECT t.id, t.user_id, t.created_at, t.scheduled_at,
                    (SELECT max(s.sent_at) FROM sub_tasks s WHERE s.task_id = t.id) AS last_sent
             FROM tasks t
-            WHERE t.status IN ('queued', 'sending') AND (t.scheduled_at IS NULL OR t.scheduled_at <= \(bind: now))
-              AND EXISTS (SELECT 1 FROM sub_tasks p WHERE p.task_id = t.id AND p.status IN ('pending', 'sending'))
+            WHERE t.status IN (\(binds: [TaskRecord.Status.queued.rawValue, TaskRecord.Status.sending.rawValue])) AND (t.scheduled_at IS NULL OR t.scheduled_at <= \(bind: now))
+              AND EXISTS (SELECT 1 FROM sub_tasks p WHERE p.task_id = t.id AND p.status IN (\(binds: [SubTaskRecord.Status.pending.rawValue, SubTaskRecord.Status.sending.rawValue])))
             """).all(decoding: Row.self)
         var result: [StuckTask] = []
         var services: [EmailService]?
         for row in rows {
-            let eligible = max(row.created_at, row.scheduled_at ?? .distantPast)
+            let eligible = TaskFigures.eligibleAt(createdAt: row.created_at, scheduledAt: row.scheduled_at, fallback: row.created_at)
             let idleSince = max(row.last_sent ?? eligible, eligible)
             let idle = now.timeIntervalSince(idleSince)
             guard idle >= threshold else { continue }
@@ -276,16 +278,13 @@ public final class TaskMonitorService: TaskMonitorHooks, Sendable {
 
     /// ``currentThroughput(taskID:at:)`` and the window it was measured over, seconds.
     func currentThroughputAndWindow(taskID: UUID?, at now: Date) async throws -> (perHour: Double, windowSeconds: Double) {
-        var window = settings.throughputWindowSeconds
-        var since = now.addingTimeInterval(-window)
-        if let taskID, let started = try await TaskRecord.find(taskID, on: database())?.startedAt, now.timeIntervalSince(started) < window {
-            window = max(10, now.timeIntervalSince(started))
-            since = min(since, started.addingTimeInterval(-0.001))  // the first send is in the window
-        }
+        var started: Date?
+        if let taskID { started = try await TaskRecord.find(taskID, on: database())?.startedAt }
+        let (since, window) = TaskFigures.currentWindow(startedAt: started, now: now, windowSeconds: settings.throughputWindowSeconds)
         let filter: SQLQueryString = taskID.map { "AND task_id = \(bind: $0)" } ?? ""
         struct N: Decodable { var n: Int }
-        let n = try await database().sql.raw("SELECT count(*) AS n FROM sub_tasks WHERE status = 'sent' AND sent_at > \(bind: since) AND sent_at <= \(bind: now) \(filter)").first(decoding: N.self)?.n ?? 0
-        return (Double(n) * 3600 / window, window)
+        let n = try await database().sql.raw("SELECT count(*) AS n FROM sub_tasks WHERE status = \(bind: SubTaskRecord.Status.sent.rawValue) AND sent_at > \(bind: since) AND sent_at <= \(bind: now) \(filter)").first(decoding: N.self)?.n ?? 0
+        return (TaskFigures.perHour(count: n, overSeconds: window), window)
     }
 
     func writeDerivedMetrics(stuck found: [StuckTask], at now: Date) async throws {
@@ -295,43 +294,71 @@ public final class TaskMonitorService: TaskMonitorHooks, Sendable {
         struct N: Decodable { var n: Int }
         struct ByService: Decodable { var name: String; var n: Int }
         struct Ended: Decodable { var sent: Int?; var failed: Int? }
-        let active = try await sql.raw("SELECT count(*) AS n FROM tasks WHERE status IN ('queued', 'sending')").first(decoding: N.self)?.n ?? 0
+        let active = try await sql.raw("SELECT count(*) AS n FROM tasks WHERE status IN (\(binds: [TaskRecord.Status.queued.rawValue, TaskRecord.Status.sending.rawValue]))").first(decoding: N.self)?.n ?? 0
         let since = now.addingTimeInterval(-settings.throughputWindowSeconds)
         let perService = try await sql.raw("""
             SELECT e.name AS name, count(s.id) AS n FROM email_services e
-            LEFT JOIN sub_tasks s ON s.service_id = e.id AND s.status = 'sent' AND s.sent_at > \(bind: since) AND s.sent_at <= \(bind: now)
+            LEFT JOIN sub_tasks s ON s.service_id = e.id AND s.status = \(bind: SubTaskRecord.Status.sent.rawValue) AND s.sent_at > \(bind: since) AND s.sent_at <= \(bind: now)
             GROUP BY e.name
             """).all(decoding: ByService.self)
         let hourAgo = now.addingTimeInterval(-settings.failureRateWindowSeconds)
         let ended = try await sql.raw("""
-            SELECT sum(CASE WHEN status = 'sent' THEN 1 ELSE 0 END) AS sent, sum(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) AS failed
-            FROM sub_tasks WHERE (status = 'sent' AND sent_at > \(bind: hourAgo)) OR (status = 'failed' AND updated_at > \(bind: hourAgo))
+            SELECT sum(CASE WHEN status = \(bind: SubTaskRecord.Status.sent.rawValue) THEN 1 ELSE 0 END) AS sent, sum(CASE WHEN status = \(bind: SubTaskRecord.Status.failed.rawValue) THEN 1 ELSE 0 END) AS failed
+            FROM sub_tasks WHERE (status = \(bind: SubTaskRecord.Status.sent.rawValue) AND sent_at > \(bind: hourAgo)) OR (status = \(bind: SubTaskRecord.Status.failed.rawValue) AND updated_at > \(bind: hourAgo))
             """).first(decoding: Ended.self)
         let sent = ended?.sent ?? 0, failed = ended?.failed ?? 0
-        let scale = 3600 / settings.throughputWindowSeconds
+        let window = settings.throughputWindowSeconds
 
         var points: [MetricPoint] = [
             .init(name: "edm_tasks_active", value: Double(active), unit: "tasks", timestamp: now),
-            .init(name: "edm_queue_throughput_per_hour", value: Double(perService.map(\.n).reduce(0, +)) * scale, unit: "emails_per_hour", timestamp: now),
-            .init(name: "edm_task_failure_rate_percent", value: sent + failed == 0 ? 0 : Double(failed) / Double(sent + failed) * 100, unit: "percent", timestamp: now),
+            .init(name: "edm_queue_throughput_per_hour", value: TaskFigures.perHour(count: perService.map(\.n).reduce(0, +), overSeconds: window), unit: "emails_per_hour", timestamp: now),
+            .init(name: "edm_task_failure_rate_percent", value: TaskFigures.failureRatePercent(sent: sent, failed: failed), unit: "percent", timestamp: now),
             .init(name: "edm_stuck_tasks", value: Double(found.count), unit: "tasks", timestamp: now),
         ]
         // Written only while work is pending, so that rules on them stay quiet on an idle queue.
-        let pending = try await sql.raw("SELECT count(*) AS n FROM sub_tasks s JOIN tasks t ON t.id = s.task_id WHERE s.status = 'pending' AND t.status IN ('queued', 'sending') AND (t.scheduled_at IS NULL OR t.scheduled_at <= \(bind: now))").first(decoding: N.self)?.n ?? 0
+        let pending = try await sql.raw("SELECT count(*) AS n FROM sub_tasks s JOIN tasks t ON t.id = s.task_id WHERE s.status = \(bind: SubTaskRecord.Status.pending.rawValue) AND t.status IN (\(binds: [TaskRecord.Status.queued.rawValue, TaskRecord.Status.sending.rawValue])) AND (t.scheduled_at IS NULL OR t.scheduled_at <= \(bind: now))").first(decoding: N.self)?.n ?? 0
         if pending > 0 {
             let services = try await EmailService.query(on: db).all()
             let usable = services.filter { [.available, .paced].contains(ServiceState.of($0, now: now)) }.count
-            points.append(.init(name: "edm_queue_pending_throughput_per_hour", value: Double(perService.map(\.n).reduce(0, +)) * scale, unit: "emails_per_hour", timestamp: now))
+            points.append(.init(name: "edm_queue_pending_throughput_per_hour", value: TaskFigures.perHour(count: perService.map(\.n).reduce(0, +), overSeconds: window), unit: "emails_per_hour", timestamp: now))
             points.append(.init(name: "edm_email_services_available_while_pending", value: Double(usable), unit: "services", timestamp: now))
         }
         for service in perService {
-            points.append(.init(name: "edm_queue_throughput_per_hour", value: Double(service.n) * scale, unit: "emails_per_hour", tags: ["service": service.name], timestamp: now))
+            points.append(.init(name: "edm_queue_throughput_per_hour", value: TaskFigures.perHour(count: service.n, overSeconds: window), unit: "emails_per_hour", tags: ["service": service.name], timestamp: now))
         }
         for task in found {
             points.append(.init(name: "edm_task_stuck_duration_seconds", value: task.stuckSeconds, unit: "seconds", tags: ["task_id": task.taskID.uuidString.lowercased(), "reason": task.reason.rawValue], timestamp: now))
         }
         // Through the store: validated, and merged into the rollups that long-range charts read.
         try await store.insert(points, on: db)
+    }
+
+    // MARK: - External events
+
+    /// Records lifecycle events posted by an external scheduler (`POST /api/monitoring/task-events`),
+    /// already validated, in one transaction: all or nothing. An event whose `event_id` is
+    /// already recorded is skipped (`INSERT … ON CONFLICT (event_id) DO NOTHING`), so a retried
+    /// or concurrent POST of the same batch records each event once. `created_at` is `now`.
+    /// - Returns: events written (the rest were duplicates).
+    /// - Throws: the database's error; nothing is written then.
+    public func recordEvents(_ rows: [TaskProcessingMetric], at now: Date) async throws -> Int {
+        let encoder = JSONEncoder()
+        return try await database().transaction { tx in
+            let dialect = SQLDialectKind(tx.sql)
+            let values = try rows.map { row -> [any SQLExpression] in
+                [
+                    SQLBind(UUID()), SQLBind(row.$task.id), SQLBind(row.$user.id), SQLBind(row.metricType.rawValue), SQLBind(row.timestamp),
+                    SQLBind(row.subtasksSent), SQLBind(row.totalSubtasks), SQLBind(row.waitTimeSeconds), SQLBind(row.throughputPerHour),
+                    try dialect.jsonBind(encoding: row.metadata, with: encoder), SQLBind(row.eventID), SQLBind(now),
+                ]
+            }
+            return try await dialect.bulkInsert(
+                into: TaskProcessingMetric.schema,
+                columns: ["id", "task_id", "user_id", "metric_type", "timestamp", "subtasks_sent", "total_subtasks",
+                          "wait_time_seconds", "throughput_per_hour", "metadata", "event_id", "created_at"],
+                rows: values, rowsPerStatement: 500, ignoringConflictsOn: ["event_id"], on: tx.sql
+            )
+        }
     }
 
     // MARK: - Writing

@@ -5,6 +5,10 @@ import Logging
 import SQLKit
 import Synchronization
 
+/// Status values in this file's SQL are bound from the model enums, never written as literals.
+private typealias SubTaskStatus = SubTaskRecord.Status
+private typealias TaskStatus = TaskRecord.Status
+
 /// Settings of the dispatch loop.
 public struct SchedulerConfiguration: Sendable {
     /// This instance's id in `service_reservations.reserved_by` and `sub_tasks.claimed_by`.
@@ -183,8 +187,8 @@ public final class QueueScheduler: Sendable {
 
         // At-most-once: a claim whose lease expired belonged to a dead instance.
         let interrupted = try await sql.raw("""
-            UPDATE sub_tasks SET status = 'failed', last_error = 'interrupted', lease_expires_at = NULL, updated_at = \(bind: now)
-            WHERE status = 'sending' AND lease_expires_at < \(bind: now)
+            UPDATE sub_tasks SET status = \(bind: SubTaskStatus.failed.rawValue), last_error = 'interrupted', lease_expires_at = NULL, updated_at = \(bind: now)
+            WHERE status = \(bind: SubTaskStatus.sending.rawValue) AND lease_expires_at < \(bind: now)
             RETURNING task_id
             """).all(decoding: TaskIDRow.self)
         report.interrupted = interrupted.count
@@ -196,7 +200,7 @@ public final class QueueScheduler: Sendable {
             }
         }
 
-        try await sql.raw("DELETE FROM service_reservations WHERE expires_at < \(bind: now)").run()
+        try await reservations(on: sql).deleteExpired(at: now)
 
         let thawed = try await sql.raw("""
             UPDATE email_services SET is_frozen = \(SQLLiteral.boolean(false)), frozen_until = NULL, consecutive_failures = 0
@@ -223,14 +227,14 @@ public final class QueueScheduler: Sendable {
     /// Marks the task completed (some sent) or failed (all failed) when every subtask is terminal.
     func finishIfDone(taskID: UUID, on sql: any SQLDatabase, now: Date) async throws {
         let rows = try await sql.raw("""
-            UPDATE tasks SET status = CASE WHEN sent_count > 0 THEN 'completed' ELSE 'failed' END,
+            UPDATE tasks SET status = CASE WHEN sent_count > 0 THEN \(bind: TaskStatus.completed.rawValue) ELSE \(bind: TaskStatus.failed.rawValue) END,
                 status_reason = CASE WHEN sent_count > 0 THEN NULL ELSE 'every recipient failed' END,
                 completed_at = \(bind: now), updated_at = \(bind: now)
-            WHERE id = \(bind: taskID) AND status IN ('queued', 'sending', 'paused') AND sent_count + failed_count >= total_count
+            WHERE id = \(bind: taskID) AND status IN (\(binds: [TaskStatus.queued, .sending, .paused].map(\.rawValue))) AND sent_count + failed_count >= total_count
             RETURNING user_id, status, sent_count, failed_count, total_count
             """).all(decoding: FinishedRow.self)
         guard let row = rows.first else { return }
-        if row.status == TaskRecord.Status.completed.rawValue {
+        if row.status == TaskStatus.completed.rawValue {
             await hooks.completed(taskID: taskID, userID: row.user_id, sent: row.sent_count, failed: row.failed_count, total: row.total_count, at: now)
         } else {
             await hooks.failed(taskID: taskID, userID: row.user_id, reason: "every recipient failed", at: now)
@@ -257,10 +261,11 @@ public final class QueueScheduler: Sendable {
         let serviceID = try service.requireID()
         var now = clock.now()
 
-        guard try await reserve(serviceID, on: sql, now: now) else { return .reservedElsewhere }
+        let reservations = reservations(on: sql)
+        guard try await reservations.acquire(serviceID, at: now) else { return .reservedElsewhere }
         do {
             guard let claim = try await claimNext(serviceID: serviceID, on: sql, now: now) else {
-                try await release(serviceID, on: sql)
+                try await reservations.release(serviceID)
                 return .idle
             }
             let email = render(claim, service: service)
@@ -271,7 +276,7 @@ public final class QueueScheduler: Sendable {
                 // The service's settings are broken, not the recipient: put the claim back
                 // untouched and freeze the service until an operator fixes it.
                 try await unclaimAndFreeze(claim, service: service, reason: "\(error)", on: sql)
-                try await release(serviceID, on: sql)
+                try await reservations.release(serviceID)
                 return .failed
             }
             let subtaskID = try claim.subtask.requireID()
@@ -285,11 +290,11 @@ public final class QueueScheduler: Sendable {
                 unrecorded.withLock { $0.append(UnrecordedOutcome(outcome: outcome, claim: claim, service: service, since: now)) }
                 throw error
             }
-            try await release(serviceID, on: sql)
+            try await reservations.release(serviceID)
             if case .sent = outcome { return .sent }
             return .failed
         } catch {
-            try? await release(serviceID, on: sql)
+            try? await reservations.release(serviceID)
             throw error
         }
     }
@@ -319,8 +324,8 @@ public final class QueueScheduler: Sendable {
     func unclaimAndFreeze(_ claim: Claim, service: EmailService, reason: String, on sql: any SQLDatabase) async throws {
         let now = clock.now()
         try await sql.raw("""
-            UPDATE sub_tasks SET status = 'pending', attempts = attempts - 1, claimed_by = NULL, lease_expires_at = NULL, updated_at = \(bind: now)
-            WHERE id = \(bind: claim.subtask.requireID()) AND claimed_by = \(bind: configuration.instanceID) AND status = 'sending'
+            UPDATE sub_tasks SET status = \(bind: SubTaskStatus.pending.rawValue), attempts = attempts - 1, claimed_by = NULL, lease_expires_at = NULL, updated_at = \(bind: now)
+            WHERE id = \(bind: claim.subtask.requireID()) AND claimed_by = \(bind: configuration.instanceID) AND status = \(bind: SubTaskStatus.sending.rawValue)
             """).run()
         try await sql.raw("""
             UPDATE email_services SET is_frozen = \(SQLLiteral.boolean(true)), frozen_until = \(bind: now.addingTimeInterval(configuration.freezeSeconds))
@@ -329,22 +334,9 @@ public final class QueueScheduler: Sendable {
         logger.error("email service frozen: its settings cannot make a mailer; fix them and unfreeze it", metadata: ["service": "\(service.name)", "error": "\(reason)"])
     }
 
-    /// Takes the service's lease in one statement: insert, or take over an expired row.
-    func reserve(_ serviceID: UUID, on sql: any SQLDatabase, now: Date) async throws -> Bool {
-        let expires = now.addingTimeInterval(configuration.leaseSeconds)
-        let rows = try await sql.raw("""
-            INSERT INTO service_reservations (service_id, reserved_by, subtask_id, reserved_at, expires_at)
-            VALUES (\(bind: serviceID), \(bind: configuration.instanceID), NULL, \(bind: now), \(bind: expires))
-            ON CONFLICT (service_id) DO UPDATE SET reserved_by = excluded.reserved_by, subtask_id = NULL,
-                reserved_at = excluded.reserved_at, expires_at = excluded.expires_at
-            WHERE service_reservations.expires_at <= \(bind: now)
-            RETURNING reserved_by
-            """).all()
-        return !rows.isEmpty
-    }
-
-    func release(_ serviceID: UUID, on sql: any SQLDatabase) async throws {
-        try await sql.raw("DELETE FROM service_reservations WHERE service_id = \(bind: serviceID) AND reserved_by = \(bind: configuration.instanceID)").run()
+    /// The `service_reservations` access of this instance, on `sql`.
+    func reservations(on sql: any SQLDatabase) -> ServiceReservationStore {
+        ServiceReservationStore(sql: sql, holder: configuration.instanceID, leaseSeconds: configuration.leaseSeconds)
     }
 
     struct Claim: Sendable {
@@ -357,28 +349,28 @@ public final class QueueScheduler: Sendable {
     func claimNext(serviceID: UUID, on sql: any SQLDatabase, now: Date) async throws -> Claim? {
         let candidates = try await sql.raw("""
             SELECT t.id AS task_id, t.user_id AS user_id FROM tasks t JOIN users u ON u.id = t.user_id
-            WHERE t.status IN ('queued', 'sending') AND (t.scheduled_at IS NULL OR t.scheduled_at <= \(bind: now))
-              AND EXISTS (SELECT 1 FROM sub_tasks s WHERE s.task_id = t.id AND s.status = 'pending'
+            WHERE t.status IN (\(binds: [TaskStatus.queued.rawValue, TaskStatus.sending.rawValue])) AND (t.scheduled_at IS NULL OR t.scheduled_at <= \(bind: now))
+              AND EXISTS (SELECT 1 FROM sub_tasks s WHERE s.task_id = t.id AND s.status = \(bind: SubTaskStatus.pending.rawValue)
                           AND (s.next_attempt_at IS NULL OR s.next_attempt_at <= \(bind: now)))
             ORDER BY (u.last_dispatched_at IS NOT NULL), u.last_dispatched_at, t.created_at, t.id
             LIMIT 5
             """).all(decoding: CandidateRow.self)
-        let skipLocked = SQLDialectKind(sql) == .postgres ? "FOR UPDATE SKIP LOCKED" : ""
+        let skipLocked = SQLDialectKind(sql).forUpdateSkipLocked
         let lease = now.addingTimeInterval(configuration.leaseSeconds)
         for candidate in candidates {
             let claimed = try await sql.raw("""
-                UPDATE sub_tasks SET status = 'sending', service_id = \(bind: serviceID), claimed_by = \(bind: configuration.instanceID),
+                UPDATE sub_tasks SET status = \(bind: SubTaskStatus.sending.rawValue), service_id = \(bind: serviceID), claimed_by = \(bind: configuration.instanceID),
                     lease_expires_at = \(bind: lease), attempts = attempts + 1, updated_at = \(bind: now)
-                WHERE id = (SELECT id FROM sub_tasks WHERE task_id = \(bind: candidate.task_id) AND status = 'pending'
+                WHERE id = (SELECT id FROM sub_tasks WHERE task_id = \(bind: candidate.task_id) AND status = \(bind: SubTaskStatus.pending.rawValue)
                             AND (next_attempt_at IS NULL OR next_attempt_at <= \(bind: now))
                             ORDER BY sequence LIMIT 1 \(unsafeRaw: skipLocked))
-                  AND status = 'pending'
+                  AND status = \(bind: SubTaskStatus.pending.rawValue)
                 RETURNING id
                 """).all(decoding: IDRow.self)
             guard let id = claimed.first?.id else { continue }
             try await sql.raw("UPDATE users SET last_dispatched_at = \(bind: now) WHERE id = \(bind: candidate.user_id)").run()
-            try await sql.raw("UPDATE tasks SET status = 'sending', updated_at = \(bind: now) WHERE id = \(bind: candidate.task_id) AND status = 'queued'").run()
-            try await sql.raw("UPDATE service_reservations SET subtask_id = \(bind: id) WHERE service_id = \(bind: serviceID) AND reserved_by = \(bind: configuration.instanceID)").run()
+            try await sql.raw("UPDATE tasks SET status = \(bind: TaskStatus.sending.rawValue), updated_at = \(bind: now) WHERE id = \(bind: candidate.task_id) AND status = \(bind: TaskStatus.queued.rawValue)").run()
+            try await reservations(on: sql).noteSubtask(id, of: serviceID)
             let db = sql as! any Database
             guard let subtask = try await SubTaskRecord.find(id, on: db),
                   let task = try await TaskRecord.find(candidate.task_id, on: db) else { continue }
@@ -436,9 +428,10 @@ public final class QueueScheduler: Sendable {
         let renewal = Task {
             while !Task.isCancelled {
                 try await Task.sleep(for: .seconds(interval))
-                let expires = clock.now().addingTimeInterval(configuration.leaseSeconds)
-                try await sql.raw("UPDATE service_reservations SET expires_at = \(bind: expires) WHERE service_id = \(bind: serviceID) AND reserved_by = \(bind: configuration.instanceID)").run()
-                try await sql.raw("UPDATE sub_tasks SET lease_expires_at = \(bind: expires) WHERE id = \(bind: subtaskID) AND claimed_by = \(bind: configuration.instanceID) AND status = 'sending'").run()
+                let now = clock.now()
+                try await reservations(on: sql).renew(serviceID, at: now)
+                let expires = now.addingTimeInterval(configuration.leaseSeconds)
+                try await sql.raw("UPDATE sub_tasks SET lease_expires_at = \(bind: expires) WHERE id = \(bind: subtaskID) AND claimed_by = \(bind: configuration.instanceID) AND status = \(bind: SubTaskStatus.sending.rawValue)").run()
             }
         }
         let outcome = await send()
@@ -461,8 +454,8 @@ public final class QueueScheduler: Sendable {
         let taskID = try claim.task.requireID()
         let task = claim.task
         if firstSent {
-            let eligible = max(task.createdAt ?? now, task.scheduledAt ?? .distantPast)
-            await hooks.firstSent(taskID: taskID, userID: task.$user.id, waitSeconds: max(0, now.timeIntervalSince(eligible)), totalSubtasks: task.totalCount, at: now)
+            let wait = TaskFigures.waitSeconds(createdAt: task.createdAt, scheduledAt: task.scheduledAt, firstSentAt: now)
+            await hooks.firstSent(taskID: taskID, userID: task.$user.id, waitSeconds: wait, totalSubtasks: task.totalCount, at: now)
         }
         if terminal {
             if let counts = try await sql.raw("SELECT sent_count, failed_count, total_count FROM tasks WHERE id = \(bind: taskID)").first(decoding: CountsRow.self) {
@@ -486,19 +479,19 @@ public final class QueueScheduler: Sendable {
 
         switch outcome {
         case .sent(let messageID):
-            func markSent(from status: String) async throws -> Bool {
+            func markSent(from status: SubTaskStatus) async throws -> Bool {
                 !(try await sql.raw("""
-                    UPDATE sub_tasks SET status = 'sent', sent_at = \(bind: now), provider_message_id = \(bind: messageID),
+                    UPDATE sub_tasks SET status = \(bind: SubTaskStatus.sent.rawValue), sent_at = \(bind: now), provider_message_id = \(bind: messageID),
                         last_error = NULL, lease_expires_at = NULL, updated_at = \(bind: now)
-                    WHERE id = \(bind: subtaskID) AND claimed_by = \(bind: me) AND status = \(bind: status)
+                    WHERE id = \(bind: subtaskID) AND claimed_by = \(bind: me) AND status = \(bind: status.rawValue)
                     RETURNING id
                     """).all().isEmpty)
             }
             // A claim that housekeeping marked interrupted (this instance stalled past its lease)
             // was sent after all: move it from failed to sent, and its count with it.
             var wasCountedFailed = false
-            if try await !markSent(from: "sending") {
-                wasCountedFailed = try await markSent(from: "failed")
+            if try await !markSent(from: .sending) {
+                wasCountedFailed = try await markSent(from: .failed)
                 if !wasCountedFailed { return nil }
             }
             firstSent = !(try await sql.raw("UPDATE tasks SET started_at = \(bind: now) WHERE id = \(bind: taskID) AND started_at IS NULL RETURNING id").all().isEmpty)
@@ -514,9 +507,9 @@ public final class QueueScheduler: Sendable {
             terminal = true
         case .invalidMessage(let reason):
             guard try await !sql.raw("""
-                UPDATE sub_tasks SET status = 'failed', last_error = \(bind: String(reason.prefix(1000))), claimed_by = NULL,
+                UPDATE sub_tasks SET status = \(bind: SubTaskStatus.failed.rawValue), last_error = \(bind: String(reason.prefix(1000))), claimed_by = NULL,
                     lease_expires_at = NULL, updated_at = \(bind: now)
-                WHERE id = \(bind: subtaskID) AND claimed_by = \(bind: me) AND status = 'sending'
+                WHERE id = \(bind: subtaskID) AND claimed_by = \(bind: me) AND status = \(bind: SubTaskStatus.sending.rawValue)
                 RETURNING id
                 """).all().isEmpty else { return nil }
             try await sql.raw("UPDATE tasks SET failed_count = failed_count + 1, updated_at = \(bind: now) WHERE id = \(bind: taskID)").run()
@@ -529,9 +522,9 @@ public final class QueueScheduler: Sendable {
             let giveUp = permanent || attempts >= configuration.maxAttempts
             let retryAt = now.addingTimeInterval(configuration.retryDelay(afterAttempt: attempts))
             guard try await !sql.raw("""
-                UPDATE sub_tasks SET status = \(bind: giveUp ? "failed" : "pending"), last_error = \(bind: String(reason.prefix(1000))),
+                UPDATE sub_tasks SET status = \(bind: (giveUp ? SubTaskStatus.failed : .pending).rawValue), last_error = \(bind: String(reason.prefix(1000))),
                     next_attempt_at = \(bind: giveUp ? nil : retryAt), claimed_by = NULL, lease_expires_at = NULL, updated_at = \(bind: now)
-                WHERE id = \(bind: subtaskID) AND claimed_by = \(bind: me) AND status = 'sending'
+                WHERE id = \(bind: subtaskID) AND claimed_by = \(bind: me) AND status = \(bind: SubTaskStatus.sending.rawValue)
                 RETURNING id
                 """).all().isEmpty else { return nil }
             if giveUp {

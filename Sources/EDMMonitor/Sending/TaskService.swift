@@ -171,25 +171,21 @@ public enum TaskService {
     private static func insertSubtasks(_ batch: ArraySlice<ImportedRecipient>, firstSequence: Int, taskID: UUID, now: Date, on sql: any SQLDatabase) async throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
-        var insert = sql.insert(into: SubTaskRecord.schema).columns(
-            "id", "task_id", "recipient_email", "recipient_key", "recipient_name", "variables", "sequence",
-            "status", "attempts", "created_at", "updated_at"
-        )
-        let isPostgres = SQLDialectKind(sql) == .postgres
-        for (offset, recipient) in batch.enumerated() {
+        let dialect = SQLDialectKind(sql)
+        let rows = try batch.enumerated().map { offset, recipient -> [any SQLExpression] in
             // A name goes into the To header: line breaks would break (or inject into) it.
             let name = recipient.name.map { $0.unicodeScalars.map { $0.properties.generalCategory == .control ? " " : String($0) }.joined() }
-            let variables = String(decoding: try encoder.encode(recipient.variables), as: UTF8.self)
-            let json: any SQLExpression = isPostgres
-                ? SQLFunction("CAST", args: SQLAlias(SQLBind(variables), as: SQLRaw("JSONB")))
-                : SQLBind(variables)
-            insert = insert.values([
+            return [
                 SQLBind(UUID()), SQLBind(taskID), SQLBind(recipient.email), SQLBind(recipient.email.lowercased()),
-                SQLBind(name), json, SQLBind(firstSequence + offset), SQLBind(SubTaskRecord.Status.pending.rawValue),
-                SQLBind(0), SQLBind(now), SQLBind(now),
-            ])
+                SQLBind(name), try dialect.jsonBind(encoding: recipient.variables, with: encoder), SQLBind(firstSequence + offset),
+                SQLBind(SubTaskRecord.Status.pending.rawValue), SQLBind(0), SQLBind(now), SQLBind(now),
+            ]
         }
-        try await insert.run()
+        try await dialect.bulkInsert(
+            into: SubTaskRecord.schema,
+            columns: ["id", "task_id", "recipient_email", "recipient_key", "recipient_name", "variables", "sequence", "status", "attempts", "created_at", "updated_at"],
+            rows: rows, rowsPerStatement: batch.count, on: sql
+        )
     }
 
     /// The transitions an operator can ask for.
@@ -239,8 +235,8 @@ public enum TaskService {
             let now = clock.now()
             try await database.transaction { tx in
                 let cancelled = try await tx.sql.raw("""
-                    UPDATE sub_tasks SET status = 'failed', last_error = 'cancelled', updated_at = \(bind: now)
-                    WHERE task_id = \(bind: taskID) AND status = 'pending' RETURNING id
+                    UPDATE sub_tasks SET status = \(bind: SubTaskRecord.Status.failed.rawValue), last_error = 'cancelled', updated_at = \(bind: now)
+                    WHERE task_id = \(bind: taskID) AND status = \(bind: SubTaskRecord.Status.pending.rawValue) RETURNING id
                     """).all()
                 try await tx.sql.raw("UPDATE tasks SET failed_count = failed_count + \(bind: cancelled.count) WHERE id = \(bind: taskID)").run()
             }
