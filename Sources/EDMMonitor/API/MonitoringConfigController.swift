@@ -11,6 +11,9 @@ import Vapor
 ///   every problem, and nothing changes. Answers like `GET`.
 /// - `GET /changes` (viewer): the change history, newest first, filter `key`.
 struct MonitoringConfigController: RouteCollection {
+    /// The run-time configuration and its change history.
+    let monitoring: MonitoringService
+
     struct ConfigDTO: Content {
         var config: [String: JSONValue]
         var startup: [String: JSONValue]
@@ -46,7 +49,7 @@ struct MonitoringConfigController: RouteCollection {
     }
 
     @Sendable func get(_ req: Request) async throws -> ConfigDTO {
-        dto(try await req.edm.monitoring.reload(), req)
+        dto(try await monitoring.reload(), req)
     }
 
     @Sendable func update(_ req: Request) async throws -> ConfigDTO {
@@ -56,7 +59,7 @@ struct MonitoringConfigController: RouteCollection {
         } catch is DecodingError {
             throw APIError.validation("the body must be a JSON object of settings to change", [.init(field: "body", reason: "expected an object such as {\"stuck_threshold_seconds\": 300}")])
         }
-        return dto(try await req.edm.monitoring.update(changes, by: req.principal.name, requestID: req.requestID), req)
+        return dto(try await monitoring.update(changes, by: req.principal.name, requestID: req.requestID), req)
     }
 
     @Sendable func changes(_ req: Request) async throws -> Page<ChangeDTO> {
@@ -73,6 +76,6 @@ struct MonitoringConfigController: RouteCollection {
     }
 
     private func dto(_ state: (config: MonitoringConfig, overridden: Set<String>), _ req: Request) -> ConfigDTO {
-        ConfigDTO(config: state.config.json, startup: req.edm.monitoring.startup.json, overridden: state.overridden.sorted())
+        ConfigDTO(config: state.config.json, startup: monitoring.startup.json, overridden: state.overridden.sorted())
     }
 }

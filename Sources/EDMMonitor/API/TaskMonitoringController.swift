@@ -7,6 +7,11 @@ import Vapor
 /// Task and queue monitoring endpoints under `/api/monitoring`. Every figure is computed from the
 /// database, so it survives a restart.
 struct TaskMonitoringController: RouteCollection {
+    /// The clock of "now" in every figure.
+    let clock: any WallClock
+    /// Stuck tasks and current throughput.
+    let taskMonitor: TaskMonitorService
+
     func boot(routes: any RoutesBuilder) throws {
         let monitoring = routes.grouped("api", "monitoring")
         monitoring.get("task-metrics", ":taskId", use: taskDetail)
@@ -116,8 +121,8 @@ struct TaskMonitoringController: RouteCollection {
     @Sendable func taskDetail(_ req: Request) async throws -> TaskDetailDTO {
         let id = try req.uuidParameter("taskId", resource: "task")
         guard let task = try await TaskRecord.find(id, on: req.db) else { throw APIError.notFound("no task with id \(id)") }
-        let monitor = req.edm.taskMonitor
-        let now = req.edm.clock.now()
+        let monitor = taskMonitor
+        let now = clock.now()
         let sql = req.db.sql
         struct Counts: Decodable { var pending: Int?; var last_sent: Date? }
         let counts = try await sql.raw("""
@@ -210,7 +215,7 @@ struct TaskMonitoringController: RouteCollection {
             from: from, to: to, counts_by_type: counts, wait_time_seconds: wait,
             average_throughput_per_hour: throughputs.isEmpty ? nil : Self.finite(throughputs.reduce(0) { $0 + $1 / Double(throughputs.count) }),
             tasks_completed: counts["completed"] ?? 0, tasks_failed: counts["failed"] ?? 0,
-            stuck_tasks: req.edm.taskMonitor.stuckTasks.values.sorted { $0.stuckSeconds > $1.stuckSeconds }
+            stuck_tasks: taskMonitor.stuckTasks.values.sorted { $0.stuckSeconds > $1.stuckSeconds }
         )
     }
 
@@ -248,7 +253,7 @@ struct TaskMonitoringController: RouteCollection {
     }
 
     @Sendable func queueStatus(_ req: Request) async throws -> QueueStatusDTO {
-        let now = req.edm.clock.now()
+        let now = clock.now()
         let sql = req.db.sql
         struct StatusCount: Decodable { var status: String; var n: Int }
         struct N: Decodable { var n: Int }
@@ -280,7 +285,7 @@ struct TaskMonitoringController: RouteCollection {
             subtasks: subtasks, active_tasks: active, services_by_state: byState, services: serviceDTOs, reservations: reservations,
             sent_last_5_minutes: five, sent_last_60_minutes: sixty,
             throughput_per_hour_5m: Double(five) * 12, throughput_per_hour_60m: Double(sixty),
-            stuck_tasks: req.edm.taskMonitor.stuckTasks.count, at: now
+            stuck_tasks: taskMonitor.stuckTasks.count, at: now
         )
     }
 
@@ -309,7 +314,7 @@ struct TaskMonitoringController: RouteCollection {
     /// and user must exist here.
     @Sendable func ingestEvents(_ req: Request) async throws -> Response {
         let body = try req.content.decode(EventsBody.self)
-        let now = req.edm.clock.now()
+        let now = clock.now()
         var details: [APIErrorDetail] = []
         if body.events.isEmpty { details.append(.init(field: "events", reason: "must not be empty")) }
         if body.events.count > 10_000 { details.append(.init(field: "events", reason: "at most 10000 events per request")) }

@@ -6,6 +6,11 @@ import Vapor
 /// `/api/tasks`: create (JSON recipients or a CSV body), list, read with counts, pause,
 /// resume, cancel.
 struct TasksController: RouteCollection {
+    /// The clock of creation and control times.
+    let clock: any WallClock
+    /// Told about each created task.
+    let hooks: any TaskMonitorHooks
+
     /// The largest accepted request body of task creation (about 500,000 CSV rows).
     static let maxCreateBody: ByteCount = "64mb"
 
@@ -102,7 +107,7 @@ struct TasksController: RouteCollection {
             input = NewTask(userID: body.user_id, name: body.name, subject: body.subject, textBody: body.text_body, htmlBody: body.html_body,
                             scheduledAt: body.scheduled_at, recipients: recipients, skipInvalid: body.skip_invalid ?? false)
         }
-        let created = try await TaskService.create(input, on: req.db, clock: req.edm.clock, hooks: req.edm.taskHooks)
+        let created = try await TaskService.create(input, on: req.db, clock: clock, hooks: hooks)
         let dto = CreatedDTO(
             task: try TaskDTO(created.task, pending: created.imported, sending: 0),
             imported: created.imported,
@@ -175,6 +180,6 @@ struct TasksController: RouteCollection {
 
     private func control(_ req: Request, _ control: TaskService.Control) async throws -> TaskDTO {
         let id = try req.uuidParameter("id", resource: "task")
-        return try TaskDTO(try await TaskService.control(control, taskID: id, on: req.db, clock: req.edm.clock))
+        return try TaskDTO(try await TaskService.control(control, taskID: id, on: req.db, clock: clock))
     }
 }

@@ -4,6 +4,9 @@ import Vapor
 
 /// `/api/users`: create, list and read the owners of tasks.
 struct UsersController: RouteCollection {
+    /// The clock of `created_at`.
+    let clock: any WallClock
+
     struct CreateBody: Content {
         var name: String
         var email: String
@@ -43,7 +46,7 @@ struct UsersController: RouteCollection {
         }
         guard details.isEmpty else { throw APIError.validation("the user is invalid", details) }
         let user = User(name: name, email: email)
-        user.createdAt = req.edm.clock.now()
+        user.createdAt = clock.now()
         try await user.create(on: req.db)
         return try await UserDTO(user).encodeResponse(status: .created, for: req)
     }
