@@ -64,13 +64,9 @@ struct MonitoringConfigController: RouteCollection {
 
     @Sendable func changes(_ req: Request) async throws -> Page<ChangeDTO> {
         let page = try PageRequest(from: req)
+        let filter = try req.query.decode(ConfigChangesQuery.self)
         let query = MonitoringConfigChange.query(on: req.db)
-        if let key = req.query[String.self, at: "key"] {
-            guard MonitoringConfig.fields.contains(where: { $0.key == key }) else {
-                throw APIError.validation("invalid filter", [.init(field: "key", reason: "must be one of \(MonitoringConfig.fields.map(\.key).joined(separator: ", "))")])
-            }
-            query.filter(\.$key == key)
-        }
+        if let key = filter.key { query.filter(\.$key == key) }
         let (rows, total) = try await query.sort(\.$changedAt, .descending).sort(\.$id).page(page)
         return Page(data: try rows.map(ChangeDTO.init), page: page, total: total)
     }

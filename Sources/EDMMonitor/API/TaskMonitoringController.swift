@@ -51,40 +51,24 @@ struct TaskMonitoringController: RouteCollection {
         }
     }
 
-    /// Reads an optional ISO 8601 / Unix-seconds query parameter. - Throws: 400 naming it.
-    static func time(_ req: Request, _ name: String) throws -> Date? {
-        guard let raw = req.query[String.self, at: name] else { return nil }
-        guard let date = APIJSON.parse(raw) else {
-            throw APIError.validation("invalid time", [.init(field: name, reason: "must be ISO 8601 (e.g. 2026-03-09T10:00:00Z) or Unix seconds")])
-        }
-        return date
-    }
 
+    /// `from` and `to` of the query (``TimeRangeQuery``). - Throws: 400 naming the bad one.
     static func range(_ req: Request) throws -> (from: Date?, to: Date?) {
-        let from = try time(req, "from"), to = try time(req, "to")
-        if let from, let to, from > to { throw APIError.validation("invalid range", [.init(field: "from", reason: "must not be after to")]) }
-        return (from, to)
+        let range = try req.query.decode(TimeRangeQuery.self)
+        return (range.from, range.to)
     }
 
     // MARK: - GET /api/monitoring/task-metrics
 
     @Sendable func list(_ req: Request) async throws -> Page<MetricDTO> {
         let page = try PageRequest(from: req)
-        let (from, to) = try Self.range(req)
+        let filters = try req.query.decode(TaskMetricsQuery.self)
         let query = TaskProcessingMetric.query(on: req.db)
-        var details: [APIErrorDetail] = []
-        for (name, key) in [("task_id", \TaskProcessingMetric.$task.$id), ("user_id", \TaskProcessingMetric.$user.$id)] {
-            guard let raw = req.query[String.self, at: name] else { continue }
-            if let id = UUID(uuidString: raw) { query.filter(key == id) } else { details.append(.init(field: name, reason: "must be a UUID")) }
-        }
-        if let raw = req.query[String.self, at: "metric_type"] {
-            if let type = TaskProcessingMetric.MetricType(rawValue: raw) { query.filter(\.$metricType == type) } else {
-                details.append(.init(field: "metric_type", reason: "must be one of " + TaskProcessingMetric.MetricType.allCases.map(\.rawValue).joined(separator: ", ")))
-            }
-        }
-        guard details.isEmpty else { throw APIError.validation("invalid filters", details) }
-        if let from { query.filter(\.$timestamp >= from) }
-        if let to { query.filter(\.$timestamp <= to) }
+        if let taskID = filters.taskID { query.filter(\.$task.$id == taskID) }
+        if let userID = filters.userID { query.filter(\.$user.$id == userID) }
+        if let type = filters.metricType { query.filter(\.$metricType == type) }
+        if let from = filters.range.from { query.filter(\.$timestamp >= from) }
+        if let to = filters.range.to { query.filter(\.$timestamp <= to) }
         let (rows, total) = try await query.sort(\.$timestamp).sort(\.$id).page(page)
         return Page(data: try rows.map(MetricDTO.init), page: page, total: total)
     }

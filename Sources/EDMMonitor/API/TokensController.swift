@@ -69,13 +69,13 @@ struct TokensController: RouteCollection {
     @Sendable func list(_ req: Request) async throws -> Page<TokenDTO> {
         let page = try PageRequest(from: req)
         let now = clock.now()
+        let filter = try req.query.decode(TokenListQuery.self)
         let query = APITokenRecord.query(on: req.db)
-        switch req.query[String.self, at: "state"] {
+        switch filter.state {
         case nil: break
-        case "revoked"?: query.filter(\.$revokedAt != nil)
-        case "active"?: query.filter(\.$revokedAt == nil).group(.or) { $0.filter(\.$expiresAt == nil).filter(\.$expiresAt > now) }
-        case "expired"?: query.filter(\.$revokedAt == nil).filter(\.$expiresAt <= now)
-        default: throw APIError.validation("invalid filter", [.init(field: "state", reason: "must be one of active, expired, revoked")])
+        case .revoked?: query.filter(\.$revokedAt != nil)
+        case .active?: query.filter(\.$revokedAt == nil).group(.or) { $0.filter(\.$expiresAt == nil).filter(\.$expiresAt > now) }
+        case .expired?: query.filter(\.$revokedAt == nil).filter(\.$expiresAt <= now)
         }
         let (rows, total) = try await query.sort(\.$createdAt).sort(\.$id).page(page)
         return Page(data: try rows.map { try TokenDTO($0, now: now) }, page: page, total: total)
