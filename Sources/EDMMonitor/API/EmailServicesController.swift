@@ -117,10 +117,9 @@ struct EmailServicesController: RouteCollection {
     }
 
     @Sendable func update(_ req: Request) async throws -> ServiceDTO {
-        let id = try id(req)
         // 404 before 400: an unknown service is reported as such whatever the body says.
-        _ = try await catalog.find(id, on: req.db)
-        let service = try await catalog.update(id, with: try req.content.decode(EmailServiceInput.self), on: req.db)
+        let service = try await catalog.find(try id(req), on: req.db)
+        try await catalog.update(service, with: try req.content.decode(EmailServiceInput.self), on: req.db)
         return try ServiceDTO(service, now: clock.now())
     }
 

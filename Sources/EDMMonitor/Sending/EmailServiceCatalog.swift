@@ -178,7 +178,13 @@ public struct EmailServiceCatalog: Sendable {
     /// Applies the fields given in `input` to the service `id` (PUT and PATCH alike).
     /// - Throws: ``EmailServiceError`` `.notFound`, `.invalid` (nothing is written), `.nameTaken`.
     public func update(_ id: UUID, with input: EmailServiceInput, on db: any Database) async throws -> EmailService {
-        let service = try await find(id, on: db)
+        try await update(try await find(id, on: db), with: input, on: db)
+    }
+
+    /// Applies the fields given in `input` to `service`, read a moment ago with ``find(_:on:)``.
+    /// - Throws: ``EmailServiceError`` `.invalid` (nothing is written), `.nameTaken`.
+    @discardableResult
+    public func update(_ service: EmailService, with input: EmailServiceInput, on db: any Database) async throws -> EmailService {
         try Self.apply(input, to: service, creating: false, outbound: outbound)
         service.updatedAt = clock.now()
         try await Self.save(service, on: db)
