@@ -112,7 +112,7 @@ struct SwiftMetricsBridgeTests {
     func vaporMetricsAppear() async throws {
         try await withApp(.sqlite) { app, _ in
             // The one bootstrap of this test process (swift-metrics allows one).
-            SwiftMetricsBridge.bootstrap(app.prometheusRegistry)
+            SwiftMetricsBridge.bootstrap(app.edm.prometheusRegistry)
             try await app.testing().test(.GET, "/api/users") { #expect($0.status == .ok) }
             var text = ""
             try await app.testing().test(.GET, "/metrics") { res in text = res.body.string }

@@ -58,4 +58,38 @@ struct SendingCLITests {
         #expect(missing.status == 2)
         #expect(missing.stderr.contains("/nonexistent.csv"))
     }
+
+    @Test("bad data in a file or a conflict exits 1, a bad flag value 2: non-UTF-8 CSV, taken service name, bad provider")
+    func exitStatusesOfDomainErrors() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("edm-cli-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let db = ["--database-url", "sqlite://\(folder.path)/edm.sqlite"]
+        #expect(try runEDMMonitor(["migrate"] + db).status == 0)
+        let user = try runEDMMonitor(["user", "add", "--name", "Ann", "--email", "ann@example.com"] + db)
+        let userID = user.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let badEmail = try runEDMMonitor(["user", "add", "--name", "Bo", "--email", "not-an-address"] + db)
+        #expect(badEmail.status == 2)
+        #expect(badEmail.stderr.contains("email:"), "\(badEmail.stderr)")
+
+        let body = folder.appendingPathComponent("body.txt")
+        try "Hello".write(to: body, atomically: true, encoding: .utf8)
+        // "email\nrené@example.com" written in Latin-1: é is the single byte E9.
+        let latin1 = folder.appendingPathComponent("latin1.csv")
+        try Data("email\nren".utf8 + [0xE9] + "@example.com\n".utf8).write(to: latin1)
+        let notUTF8 = try runEDMMonitor(["task", "create", "--user-id", userID, "--name", "x", "--csv", latin1.path, "--subject", "Hi", "--body-file", body.path] + db)
+        #expect(notUTF8.status == 1)
+        #expect(notUTF8.stderr.contains("not valid UTF-8"), "\(notUTF8.stderr)")
+        #expect(notUTF8.stderr.split(separator: "\n").count == 1)
+        #expect(notUTF8.stdout.isEmpty)
+
+        let service = ["service", "add", "--name", "trial", "--provider", "dry_run", "--sender", "news@example.com", "--daily-quota", "100"]
+        #expect(try runEDMMonitor(service + db).status == 0)
+        let taken = try runEDMMonitor(service + db)
+        #expect(taken.status == 1)
+        #expect(taken.stderr.contains("an email service named trial already exists"))
+        let badProvider = try runEDMMonitor(["service", "add", "--name", "x", "--provider", "pigeon", "--sender", "news@example.com", "--daily-quota", "1"] + db)
+        #expect(badProvider.status == 2)
+        #expect(badProvider.stderr.contains("provider: must be one of smtp, http, dry_run"))
+    }
 }

@@ -46,10 +46,11 @@ public enum APIErrorCode: String, Codable, Sendable, CaseIterable {
     }
 }
 
-/// A domain error that the API answers with its own status, code and message. Handlers throw
-/// these; ``APIErrorMiddleware`` turns them (and Vapor's and Fluent's errors) into the one body
-/// shape `{"error":{"code","message","details"}}` (STYLE.md §9).
-public struct APIError: Error, Sendable, Equatable {
+/// An error answered with its own status, code and message: what handlers throw for HTTP-level
+/// problems (a bad query, a missing path parameter) and what every ``DomainError`` becomes.
+/// ``APIErrorMiddleware`` turns these (and Vapor's and Fluent's errors) into the one body shape
+/// `{"error":{"code","message","details"}}` (STYLE.md §9).
+public struct APIError: DomainError, Equatable {
     public var status: HTTPResponseStatus
     public var code: APIErrorCode
     public var message: String
@@ -71,6 +72,9 @@ public struct APIError: Error, Sendable, Equatable {
     public static func notFound(_ message: String) -> APIError {
         APIError(.notFound, .notFound, message)
     }
+
+    /// A malformed value (400) is a bad command line when it reaches the CLI; anything else is 1.
+    public var exitStatus: Int32 { status == .badRequest ? 2 : 1 }
 }
 
 /// The JSON body of every error response.
@@ -86,7 +90,7 @@ struct APIErrorBody: Content {
 /// Turns any thrown error into the API's error body and status. Replaces Vapor's default
 /// `ErrorMiddleware` (whose body is `{"error":true,"reason":…}`).
 ///
-/// - Domain errors keep their status and code.
+/// - Domain errors (``DomainError``) keep their status and code and are logged at their level.
 /// - Vapor's `AbortError` (unknown route 404, body too large 413, unsupported media 415…)
 ///   keeps its status, with the code from ``APIErrorCode/init(status:)``.
 /// - `DecodingError` (a malformed JSON body) is 400 `validation_failed` naming the field.
@@ -107,7 +111,9 @@ struct APIErrorMiddleware: AsyncMiddleware {
                     apiError = APIError(.methodNotAllowed, .methodNotAllowed, "\(request.method.rawValue) is not allowed here; allowed: \(allowed.joined(separator: ", "))")
                 }
             }
-            if apiError.status.code >= 500 {
+            if let domain = error as? any DomainError {
+                request.logger.log(level: domain.logLevel, "request rejected", metadata: ["code": "\(apiError.code.rawValue)", "message": "\(apiError.message)"])
+            } else if apiError.status.code >= 500 {
                 request.logger.error("request failed", metadata: ["error": "\(String(reflecting: error))", "path": "\(request.url.path)"])
             } else {
                 request.logger.debug("request rejected", metadata: ["code": "\(apiError.code.rawValue)", "message": "\(apiError.message)"])
@@ -150,6 +156,8 @@ struct APIErrorMiddleware: AsyncMiddleware {
         switch error {
         case let error as APIError:
             return error
+        case let error as any DomainError:
+            return error.apiError
         case let error as DecodingError:
             return decodingError(error)
         case let error as any DatabaseError where error.isConstraintFailure:

@@ -11,6 +11,9 @@ import Vapor
 ///   every problem, and nothing changes. Answers like `GET`.
 /// - `GET /changes` (viewer): the change history, newest first, filter `key`.
 struct MonitoringConfigController: RouteCollection {
+    /// The run-time configuration and its change history.
+    let monitoring: MonitoringService
+
     struct ConfigDTO: Content {
         var config: [String: JSONValue]
         var startup: [String: JSONValue]
@@ -46,7 +49,7 @@ struct MonitoringConfigController: RouteCollection {
     }
 
     @Sendable func get(_ req: Request) async throws -> ConfigDTO {
-        dto(try await req.edm.monitoring.reload(), req)
+        dto(try await monitoring.reload(), req)
     }
 
     @Sendable func update(_ req: Request) async throws -> ConfigDTO {
@@ -56,23 +59,19 @@ struct MonitoringConfigController: RouteCollection {
         } catch is DecodingError {
             throw APIError.validation("the body must be a JSON object of settings to change", [.init(field: "body", reason: "expected an object such as {\"stuck_threshold_seconds\": 300}")])
         }
-        return dto(try await req.edm.monitoring.update(changes, by: req.principal.name, requestID: req.requestID), req)
+        return dto(try await monitoring.update(changes, by: req.principal.name, requestID: req.requestID), req)
     }
 
     @Sendable func changes(_ req: Request) async throws -> Page<ChangeDTO> {
         let page = try PageRequest(from: req)
+        let filter = try req.query.decode(ConfigChangesQuery.self)
         let query = MonitoringConfigChange.query(on: req.db)
-        if let key = req.query[String.self, at: "key"] {
-            guard MonitoringConfig.fields.contains(where: { $0.key == key }) else {
-                throw APIError.validation("invalid filter", [.init(field: "key", reason: "must be one of \(MonitoringConfig.fields.map(\.key).joined(separator: ", "))")])
-            }
-            query.filter(\.$key == key)
-        }
+        if let key = filter.key { query.filter(\.$key == key) }
         let (rows, total) = try await query.sort(\.$changedAt, .descending).sort(\.$id).page(page)
         return Page(data: try rows.map(ChangeDTO.init), page: page, total: total)
     }
 
     private func dto(_ state: (config: MonitoringConfig, overridden: Set<String>), _ req: Request) -> ConfigDTO {
-        ConfigDTO(config: state.config.json, startup: req.edm.monitoring.startup.json, overridden: state.overridden.sorted())
+        ConfigDTO(config: state.config.json, startup: monitoring.startup.json, overridden: state.overridden.sorted())
     }
 }

@@ -2,16 +2,23 @@ import FluentKit
 import Vapor
 
 /// Page parameters of list endpoints: `page` ≥ 1 (default 1), `per_page` 1…500 (default 50).
-public struct PageRequest: Sendable, Equatable {
+public struct PageRequest: Decodable, Sendable, Equatable {
     public var page: Int
     public var perPage: Int
 
     /// Reads and validates `page` and `per_page` from the query.
     /// - Throws: ``APIError`` 400 naming the bad parameter.
     public init(from request: Request) throws {
+        self = try request.query.decode(PageRequest.self)
+    }
+
+    /// Decodes `page` and `per_page` from a query string (`req.query.decode(PageRequest.self)`).
+    /// - Throws: ``APIError`` 400 naming each bad parameter.
+    public init(from decoder: any Decoder) throws {
+        let query = try QueryReader(decoder)
         var details: [APIErrorDetail] = []
         func integer(_ name: String, default value: Int, range: ClosedRange<Int>) -> Int {
-            guard let raw = request.query[String.self, at: name] else { return value }
+            guard let raw = query.string(name) else { return value }
             guard let number = Int(raw), range.contains(number) else {
                 details.append(.init(field: name, reason: "must be an integer from \(range.lowerBound) to \(range.upperBound)"))
                 return value

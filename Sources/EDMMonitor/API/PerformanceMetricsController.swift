@@ -9,6 +9,13 @@ struct PerformanceMetricsController: RouteCollection {
     /// Largest ingest body: 10,000 points with a few tags each fit with room to spare.
     static let maxIngestBody: ByteCount = "8mb"
 
+    /// The clock of default timestamps and query ranges.
+    let clock: any WallClock
+    /// Where the points are stored and queried.
+    let store: MetricStore
+    /// The latest collector cycle (`system-health`).
+    let systemMonitor: SystemMonitorService
+
     func boot(routes: any RoutesBuilder) throws {
         let monitoring = routes.grouped("api", "monitoring")
         monitoring.on(.POST, "performance-metrics", body: .collect(maxSize: Self.maxIngestBody), use: ingest)
@@ -87,7 +94,7 @@ struct PerformanceMetricsController: RouteCollection {
         guard body.points.count <= MetricStore.maxBatchSize else {
             throw APIError.validation("too many points", [.init(field: "points", reason: "at most \(MetricStore.maxBatchSize) points per request, got \(body.points.count)")])
         }
-        let now = req.edm.clock.now()
+        let now = clock.now()
         var details: [APIErrorDetail] = []
         var points: [MetricPoint] = []
         points.reserveCapacity(body.points.count)
@@ -107,7 +114,7 @@ struct PerformanceMetricsController: RouteCollection {
             throw APIError.validation("\(bad) of \(body.points.count) points are invalid; nothing was stored", details)
         }
         do {
-            try await req.metricStore.insert(points, on: req.db)
+            try await store.insert(points, on: req.db)
         } catch let invalid as MetricStore.InvalidBatch {
             // Judged again by the store (its clock may have moved on): still a 400, never a 500.
             throw APIError.validation("the batch is invalid; nothing was stored", invalid.problems.map {
@@ -170,9 +177,9 @@ struct PerformanceMetricsController: RouteCollection {
     /// (default avg); `tag.KEY=VALUE` filters (repeatable); `group_by` keys (comma-separated or
     /// repeated). 400 `validation_failed` names each bad parameter; unknown parameters are refused.
     @Sendable func query(_ req: Request) async throws -> QueryAnswer {
-        let query = try Self.parseQuery(req.url.query ?? "", now: req.edm.clock.now())
+        let query = try Self.parseQuery(req.url.query ?? "", now: clock.now())
         do {
-            let result = try await req.metricStore.query(query, on: req.db)
+            let result = try await store.query(query, on: req.db)
             return QueryAnswer(
                 series: result.series.map { SeriesDTO(tags: $0.tags, points: $0.points.map { [$0.start, $0.value] }) },
                 resolution: result.resolution.rawValue, step: query.step, agg: query.aggregation.rawValue
@@ -297,7 +304,7 @@ struct PerformanceMetricsController: RouteCollection {
 
     /// `GET /api/monitoring/metric-names`: every metric the store knows, sorted by name.
     @Sendable func names(_ req: Request) async throws -> NamesAnswer {
-        let names = try await req.metricStore.metricNames(on: req.db)
+        let names = try await store.metricNames(on: req.db)
         return NamesAnswer(metrics: names.map {
             .init(name: $0.name, unit: $0.unit, series_count: $0.seriesCount, latest_value: $0.latestValue, latest_timestamp: $0.latestTimestamp)
         })
@@ -325,7 +332,7 @@ extension PerformanceMetricsController {
     /// `GET /api/monitoring/system-health`: the latest system monitor cycle's host, process and
     /// database figures in one call; 503 `unavailable` before the first cycle has run.
     @Sendable func systemHealth(_ req: Request) async throws -> SystemHealthAnswer {
-        guard let snapshot = req.application.systemMonitor.latestSnapshot else {
+        guard let snapshot = systemMonitor.latestSnapshot else {
             throw APIError(.serviceUnavailable, .unavailable, "no system monitor cycle has run yet; try again in a few seconds")
         }
         func points(_ collector: String) -> [SnapshotPoint] {
@@ -334,24 +341,4 @@ extension PerformanceMetricsController {
         return SystemHealthAnswer(collected_at: snapshot.collectedAt, host: points("host"), process: points("process"),
                                   database: points("database"), failures: snapshot.failures)
     }
-}
-
-extension Application {
-    private struct MetricStoreKey: StorageKey {
-        typealias Value = MetricStore
-    }
-
-    /// The metric store set up by `configure`. Accessing it before `configure` is a programming error.
-    public var metricStore: MetricStore {
-        get {
-            guard let store = storage[MetricStoreKey.self] else { fatalError("configure(_:settings:) has not run") }
-            return store
-        }
-        set { storage[MetricStoreKey.self] = newValue }
-    }
-}
-
-extension Request {
-    /// `application.metricStore`.
-    var metricStore: MetricStore { application.metricStore }
 }

@@ -1,5 +1,6 @@
 import EDMMonitorCore
 import Foundation
+import Prometheus
 import Vapor
 
 /// `GET /metrics`: the current values of our own metrics in the Prometheus text format 0.0.4
@@ -12,23 +13,32 @@ import Vapor
 /// families are present. After them comes the swift-prometheus registry that swift-metrics
 /// reports into (``SwiftMetricsBridge``).
 struct PrometheusMetricsController: RouteCollection {
+    /// Request counts and latencies of the API.
+    let apiMetrics: APIMetricsRecorder
+    /// The latest collector cycle.
+    let systemMonitor: SystemMonitorService
+    /// Whether the last alert evaluation failed.
+    let alerting: AlertManagerService
+    /// What swift-metrics reports into.
+    let registry: PrometheusCollectorRegistry
+
     func boot(routes: any RoutesBuilder) throws {
         routes.get("metrics", use: metrics)
     }
 
     @Sendable func metrics(_ req: Request) async throws -> Response {
-        var families = Self.families(api: req.application.apiMetrics, snapshot: req.application.systemMonitor.latestSnapshot)
+        var families = Self.families(api: apiMetrics, snapshot: systemMonitor.latestSnapshot)
         // The evaluator's meta-alert for an outside Prometheus: 1 while alert evaluation fails
         // (the database is unreachable, so no alert of ours can fire or resolve meanwhile).
         families.append(PrometheusMetricFamily(
             name: "edm_alert_evaluation_failing", help: "1 when the last alert evaluation failed, else 0.", type: .gauge,
-            samples: [PrometheusSample(value: req.edm.alerting.lastEvaluationError == nil ? 0 : 1)]))
+            samples: [PrometheusSample(value: alerting.lastEvaluationError == nil ? 0 : 1)]))
         var text: String
         do {
             text = try PrometheusTextFormat.encode(families)
             // Then whatever reports through swift-metrics (Vapor's http_* families once `serve`
             // bootstrapped it), as swift-prometheus emits it; its names never collide with ours (edm_*).
-            text += Self.withHelp(req.application.prometheusRegistry.emitToString())
+            text += Self.withHelp(registry.emitToString())
         } catch {
             req.logger.error("cannot expose metrics", metadata: ["error": "\(error)"])
             throw APIError(.internalServerError, .internalError, "the metrics cannot be exposed; see the server log")

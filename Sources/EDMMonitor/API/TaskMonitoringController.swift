@@ -7,6 +7,11 @@ import Vapor
 /// Task and queue monitoring endpoints under `/api/monitoring`. Every figure is computed from the
 /// database, so it survives a restart.
 struct TaskMonitoringController: RouteCollection {
+    /// The clock of "now" in every figure.
+    let clock: any WallClock
+    /// Stuck tasks and current throughput.
+    let taskMonitor: TaskMonitorService
+
     func boot(routes: any RoutesBuilder) throws {
         let monitoring = routes.grouped("api", "monitoring")
         monitoring.get("task-metrics", ":taskId", use: taskDetail)
@@ -46,40 +51,24 @@ struct TaskMonitoringController: RouteCollection {
         }
     }
 
-    /// Reads an optional ISO 8601 / Unix-seconds query parameter. - Throws: 400 naming it.
-    static func time(_ req: Request, _ name: String) throws -> Date? {
-        guard let raw = req.query[String.self, at: name] else { return nil }
-        guard let date = APIJSON.parse(raw) else {
-            throw APIError.validation("invalid time", [.init(field: name, reason: "must be ISO 8601 (e.g. 2026-03-09T10:00:00Z) or Unix seconds")])
-        }
-        return date
-    }
 
+    /// `from` and `to` of the query (``TimeRangeQuery``). - Throws: 400 naming the bad one.
     static func range(_ req: Request) throws -> (from: Date?, to: Date?) {
-        let from = try time(req, "from"), to = try time(req, "to")
-        if let from, let to, from > to { throw APIError.validation("invalid range", [.init(field: "from", reason: "must not be after to")]) }
-        return (from, to)
+        let range = try req.query.decode(TimeRangeQuery.self)
+        return (range.from, range.to)
     }
 
     // MARK: - GET /api/monitoring/task-metrics
 
     @Sendable func list(_ req: Request) async throws -> Page<MetricDTO> {
         let page = try PageRequest(from: req)
-        let (from, to) = try Self.range(req)
+        let filters = try req.query.decode(TaskMetricsQuery.self)
         let query = TaskProcessingMetric.query(on: req.db)
-        var details: [APIErrorDetail] = []
-        for (name, key) in [("task_id", \TaskProcessingMetric.$task.$id), ("user_id", \TaskProcessingMetric.$user.$id)] {
-            guard let raw = req.query[String.self, at: name] else { continue }
-            if let id = UUID(uuidString: raw) { query.filter(key == id) } else { details.append(.init(field: name, reason: "must be a UUID")) }
-        }
-        if let raw = req.query[String.self, at: "metric_type"] {
-            if let type = TaskProcessingMetric.MetricType(rawValue: raw) { query.filter(\.$metricType == type) } else {
-                details.append(.init(field: "metric_type", reason: "must be one of " + TaskProcessingMetric.MetricType.allCases.map(\.rawValue).joined(separator: ", ")))
-            }
-        }
-        guard details.isEmpty else { throw APIError.validation("invalid filters", details) }
-        if let from { query.filter(\.$timestamp >= from) }
-        if let to { query.filter(\.$timestamp <= to) }
+        if let taskID = filters.taskID { query.filter(\.$task.$id == taskID) }
+        if let userID = filters.userID { query.filter(\.$user.$id == userID) }
+        if let type = filters.metricType { query.filter(\.$metricType == type) }
+        if let from = filters.range.from { query.filter(\.$timestamp >= from) }
+        if let to = filters.range.to { query.filter(\.$timestamp <= to) }
         let (rows, total) = try await query.sort(\.$timestamp).sort(\.$id).page(page)
         return Page(data: try rows.map(MetricDTO.init), page: page, total: total)
     }
@@ -116,8 +105,8 @@ struct TaskMonitoringController: RouteCollection {
     @Sendable func taskDetail(_ req: Request) async throws -> TaskDetailDTO {
         let id = try req.uuidParameter("taskId", resource: "task")
         guard let task = try await TaskRecord.find(id, on: req.db) else { throw APIError.notFound("no task with id \(id)") }
-        let monitor = req.edm.taskMonitor
-        let now = req.edm.clock.now()
+        let monitor = taskMonitor
+        let now = clock.now()
         let sql = req.db.sql
         struct Counts: Decodable { var pending: Int?; var last_sent: Date? }
         let counts = try await sql.raw("""
@@ -208,7 +197,7 @@ struct TaskMonitoringController: RouteCollection {
             from: from, to: to, counts_by_type: counts, wait_time_seconds: wait,
             average_throughput_per_hour: throughputs.isEmpty ? nil : Self.finite(throughputs.reduce(0) { $0 + $1 / Double(throughputs.count) }),
             tasks_completed: counts["completed"] ?? 0, tasks_failed: counts["failed"] ?? 0,
-            stuck_tasks: req.edm.taskMonitor.stuckTasks.values.sorted { $0.stuckSeconds > $1.stuckSeconds }
+            stuck_tasks: taskMonitor.stuckTasks.values.sorted { $0.stuckSeconds > $1.stuckSeconds }
         )
     }
 
@@ -246,7 +235,7 @@ struct TaskMonitoringController: RouteCollection {
     }
 
     @Sendable func queueStatus(_ req: Request) async throws -> QueueStatusDTO {
-        let now = req.edm.clock.now()
+        let now = clock.now()
         let sql = req.db.sql
         struct StatusCount: Decodable { var status: String; var n: Int }
         struct N: Decodable { var n: Int }
@@ -279,7 +268,7 @@ struct TaskMonitoringController: RouteCollection {
             sent_last_5_minutes: five, sent_last_60_minutes: sixty,
             throughput_per_hour_5m: TaskFigures.perHour(count: five, overSeconds: 300),
             throughput_per_hour_60m: TaskFigures.perHour(count: sixty, overSeconds: 3600),
-            stuck_tasks: req.edm.taskMonitor.stuckTasks.count, at: now
+            stuck_tasks: taskMonitor.stuckTasks.count, at: now
         )
     }
 
@@ -309,7 +298,7 @@ struct TaskMonitoringController: RouteCollection {
     /// ``TaskMonitorService/recordEvents(_:at:)``.
     @Sendable func ingestEvents(_ req: Request) async throws -> Response {
         let body = try req.content.decode(EventsBody.self)
-        let now = req.edm.clock.now()
+        let now = clock.now()
         var details: [APIErrorDetail] = []
         if body.events.isEmpty { details.append(.init(field: "events", reason: "must not be empty")) }
         if body.events.count > 10_000 { details.append(.init(field: "events", reason: "at most 10000 events per request")) }
@@ -347,7 +336,7 @@ struct TaskMonitoringController: RouteCollection {
             rows.append(row)
         }
         guard details.isEmpty else { throw APIError.validation("the batch was refused; nothing was written", details) }
-        let accepted = try await req.edm.taskMonitor.recordEvents(rows, at: now)
+        let accepted = try await taskMonitor.recordEvents(rows, at: now)
         return try await EventsResult(accepted: accepted, duplicates: rows.count - accepted).encodeResponse(status: .ok, for: req)
     }
 }

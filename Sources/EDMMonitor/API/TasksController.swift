@@ -6,6 +6,11 @@ import Vapor
 /// `/api/tasks`: create (JSON recipients or a CSV body), list, read with counts, pause,
 /// resume, cancel.
 struct TasksController: RouteCollection {
+    /// The clock of creation and control times.
+    let clock: any WallClock
+    /// Told about each created task.
+    let hooks: any TaskMonitorHooks
+
     /// The largest accepted request body of task creation (about 500,000 CSV rows).
     static let maxCreateBody: ByteCount = "64mb"
 
@@ -102,7 +107,7 @@ struct TasksController: RouteCollection {
             input = NewTask(userID: body.user_id, name: body.name, subject: body.subject, textBody: body.text_body, htmlBody: body.html_body,
                             scheduledAt: body.scheduled_at, recipients: recipients, skipInvalid: body.skip_invalid ?? false)
         }
-        let created = try await TaskService.create(input, on: req.db, clock: req.edm.clock, hooks: req.edm.taskHooks)
+        let created = try await TaskService.create(input, on: req.db, clock: clock, hooks: hooks)
         let dto = CreatedDTO(
             task: try TaskDTO(created.task, pending: created.imported, sending: 0),
             imported: created.imported,
@@ -112,50 +117,20 @@ struct TasksController: RouteCollection {
     }
 
     /// `Content-Type: text/csv`: the body is the CSV; the rest comes from the query string
-    /// (`user_id`, `name`, `subject`, `text_body`, `html_body`, `scheduled_at`, `skip_invalid`).
+    /// (``TaskCSVQuery``).
     static func csvInput(_ req: Request) throws -> NewTask {
-        var details: [APIErrorDetail] = []
-        func required(_ name: String) -> String {
-            guard let value = req.query[String.self, at: name] else {
-                details.append(.init(field: name, reason: "is required (query parameter)"))
-                return ""
-            }
-            return value
-        }
-        let userRaw = required("user_id")
-        let userID = UUID(uuidString: userRaw)
-        if userID == nil && !userRaw.isEmpty { details.append(.init(field: "user_id", reason: "must be a UUID")) }
-        let name = required("name"), subject = required("subject"), text = required("text_body")
-        var scheduled: Date?
-        if let raw = req.query[String.self, at: "scheduled_at"] {
-            scheduled = APIJSON.parse(raw)
-            if scheduled == nil { details.append(.init(field: "scheduled_at", reason: "must be ISO 8601 or Unix seconds")) }
-        }
-        let skipRaw = req.query[String.self, at: "skip_invalid"] ?? "false"
-        guard let skip = ["true": true, "1": true, "false": false, "0": false][skipRaw.lowercased()] else {
-            throw APIError.validation("invalid query", details + [.init(field: "skip_invalid", reason: "must be true or false")])
-        }
-        guard details.isEmpty, let userID else { throw APIError.validation("the task is invalid", details) }
+        let query = try req.query.decode(TaskCSVQuery.self)
         let data = req.body.data.map { Data(buffer: $0) } ?? Data()
-        return NewTask(userID: userID, name: name, subject: subject, textBody: text, htmlBody: req.query[String.self, at: "html_body"],
-                       scheduledAt: scheduled, recipients: .csv(data), skipInvalid: skip)
+        return NewTask(userID: query.userID, name: query.name, subject: query.subject, textBody: query.textBody, htmlBody: query.htmlBody,
+                       scheduledAt: query.scheduledAt, recipients: .csv(data), skipInvalid: query.skipInvalid)
     }
 
     @Sendable func list(_ req: Request) async throws -> Page<TaskDTO> {
         let page = try PageRequest(from: req)
+        let filters = try req.query.decode(TaskListQuery.self)
         let query = TaskRecord.query(on: req.db)
-        var details: [APIErrorDetail] = []
-        if let raw = req.query[String.self, at: "status"] {
-            if let status = TaskRecord.Status(rawValue: raw) { query.filter(\.$status == status) } else {
-                details.append(.init(field: "status", reason: "must be one of " + TaskRecord.Status.allCases.map(\.rawValue).joined(separator: ", ")))
-            }
-        }
-        if let raw = req.query[String.self, at: "user_id"] {
-            if let id = UUID(uuidString: raw) { query.filter(\.$user.$id == id) } else {
-                details.append(.init(field: "user_id", reason: "must be a UUID"))
-            }
-        }
-        guard details.isEmpty else { throw APIError.validation("invalid filters", details) }
+        if let status = filters.status { query.filter(\.$status == status) }
+        if let userID = filters.userID { query.filter(\.$user.$id == userID) }
         let (tasks, total) = try await query.sort(\.$createdAt, .descending).sort(\.$id).page(page)
         return Page(data: try tasks.map { try TaskDTO($0) }, page: page, total: total)
     }
@@ -175,6 +150,6 @@ struct TasksController: RouteCollection {
 
     private func control(_ req: Request, _ control: TaskService.Control) async throws -> TaskDTO {
         let id = try req.uuidParameter("id", resource: "task")
-        return try TaskDTO(try await TaskService.control(control, taskID: id, on: req.db, clock: req.edm.clock))
+        return try TaskDTO(try await TaskService.control(control, taskID: id, on: req.db, clock: clock))
     }
 }

@@ -5,6 +5,9 @@ import Vapor
 /// `/api/tokens` (admin): create, list, read and revoke API tokens. The token itself appears
 /// only in the response to its creation; lists show its ``APITokenRecord/prefix``.
 struct TokensController: RouteCollection {
+    /// The clock of creation, expiry and revocation times.
+    let clock: any WallClock
+
     struct CreateBody: Content {
         var name: String
         var role: APIRole
@@ -56,7 +59,7 @@ struct TokensController: RouteCollection {
 
     @Sendable func create(_ req: Request) async throws -> Response {
         let body = try req.content.decode(CreateBody.self)
-        let now = req.edm.clock.now()
+        let now = clock.now()
         let (record, token) = try await APITokens.create(name: body.name, role: body.role, expiresAt: body.expires_at,
                                                          createdBy: req.principal.name, on: req.db, now: now)
         req.logger.notice("API token created", metadata: ["token_name": "\(record.name)", "role": "\(record.role)", "prefix": "\(record.prefix)", "by": "\(req.principal.name)"])
@@ -65,14 +68,14 @@ struct TokensController: RouteCollection {
 
     @Sendable func list(_ req: Request) async throws -> Page<TokenDTO> {
         let page = try PageRequest(from: req)
-        let now = req.edm.clock.now()
+        let now = clock.now()
+        let filter = try req.query.decode(TokenListQuery.self)
         let query = APITokenRecord.query(on: req.db)
-        switch req.query[String.self, at: "state"] {
+        switch filter.state {
         case nil: break
-        case "revoked"?: query.filter(\.$revokedAt != nil)
-        case "active"?: query.filter(\.$revokedAt == nil).group(.or) { $0.filter(\.$expiresAt == nil).filter(\.$expiresAt > now) }
-        case "expired"?: query.filter(\.$revokedAt == nil).filter(\.$expiresAt <= now)
-        default: throw APIError.validation("invalid filter", [.init(field: "state", reason: "must be one of active, expired, revoked")])
+        case .revoked?: query.filter(\.$revokedAt != nil)
+        case .active?: query.filter(\.$revokedAt == nil).group(.or) { $0.filter(\.$expiresAt == nil).filter(\.$expiresAt > now) }
+        case .expired?: query.filter(\.$revokedAt == nil).filter(\.$expiresAt <= now)
         }
         let (rows, total) = try await query.sort(\.$createdAt).sort(\.$id).page(page)
         return Page(data: try rows.map { try TokenDTO($0, now: now) }, page: page, total: total)
@@ -81,13 +84,13 @@ struct TokensController: RouteCollection {
     @Sendable func get(_ req: Request) async throws -> TokenDTO {
         let id = try req.uuidParameter("id", resource: "token")
         guard let record = try await APITokenRecord.find(id, on: req.db) else { throw APIError.notFound("no token with id \(id)") }
-        return try TokenDTO(record, now: req.edm.clock.now())
+        return try TokenDTO(record, now: clock.now())
     }
 
     /// Revokes the token for good (409 when it already is).
     @Sendable func revoke(_ req: Request) async throws -> TokenDTO {
         let id = try req.uuidParameter("id", resource: "token")
-        let now = req.edm.clock.now()
+        let now = clock.now()
         let record = try await APITokens.revoke(id: id, on: req.db, now: now)
         req.logger.notice("API token revoked", metadata: ["token_name": "\(record.name)", "by": "\(req.principal.name)"])
         return try TokenDTO(record, now: now)

@@ -4,6 +4,9 @@ import Vapor
 
 /// `/api/users`: create, list and read the owners of tasks.
 struct UsersController: RouteCollection {
+    /// The clock of `created_at`.
+    let clock: any WallClock
+
     struct CreateBody: Content {
         var name: String
         var email: String
@@ -33,18 +36,7 @@ struct UsersController: RouteCollection {
 
     @Sendable func create(_ req: Request) async throws -> Response {
         let body = try req.content.decode(CreateBody.self)
-        var details: [APIErrorDetail] = []
-        let name = body.name.trimmingCharacters(in: .whitespacesAndNewlines)
-        if name.isEmpty || name.count > 200 { details.append(.init(field: "name", reason: "must be 1 to 200 characters")) }
-        var email = body.email
-        switch EmailAddress.validate(body.email) {
-        case .success(let address): email = address.address
-        case .failure(let problem): details.append(.init(field: "email", reason: problem.message))
-        }
-        guard details.isEmpty else { throw APIError.validation("the user is invalid", details) }
-        let user = User(name: name, email: email)
-        user.createdAt = req.edm.clock.now()
-        try await user.create(on: req.db)
+        let user = try await UserAccounts.create(name: body.name, email: body.email, on: req.db, clock: clock)
         return try await UserDTO(user).encodeResponse(status: .created, for: req)
     }
 
@@ -56,7 +48,6 @@ struct UsersController: RouteCollection {
 
     @Sendable func get(_ req: Request) async throws -> UserDTO {
         let id = try req.uuidParameter("id", resource: "user")
-        guard let user = try await User.find(id, on: req.db) else { throw APIError.notFound("no user with id \(id)") }
-        return try UserDTO(user)
+        return try UserDTO(try await UserAccounts.find(id, on: req.db))
     }
 }

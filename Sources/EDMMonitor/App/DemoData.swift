@@ -31,24 +31,22 @@ enum DemoData {
         }
     }
 
-    /// Creates the demo data unless it exists. - Returns: the new task's id, or `nil` when the
-    /// database was already seeded. - Throws: database errors.
+    /// Creates the demo data unless it exists, through the same email-service catalog as the
+    /// API and the CLI. - Returns: the new task's id, or `nil` when the database was already
+    /// seeded. - Throws: database errors.
     @discardableResult
-    static func seedIfNeeded(_ app: Application, logger: Logger) async throws -> UUID? {
-        let clock = app.edm.clock
+    static func seedIfNeeded(_ app: Application, services: AppServices, logger: Logger) async throws -> UUID? {
+        let clock = services.clock
         if try await EmailService.query(on: app.db).filter(\.$name == serviceName).first() != nil {
             logger.info("demo data already present (email service \(serviceName)); not creating it again")
             return nil
         }
-        let service = EmailService(
-            name: serviceName, provider: .dryRun, senderAddress: "news@example.com", senderName: "EDM Monitor demo",
-            dailyQuota: 10_000, sendingIntervalSeconds: sendingInterval
-        )
-        service.createdAt = clock.now()
-        service.updatedAt = service.createdAt
         do {
-            try await EmailServicesController.saveHandlingConflicts(service, on: app.db)
-        } catch let error as APIError where error.code == .conflict {
+            try await services.emailServices.create(EmailServiceInput(
+                name: serviceName, provider: EmailService.Provider.dryRun.rawValue, sender_address: "news@example.com",
+                sender_name: "EDM Monitor demo", daily_quota: 10_000, sending_interval_seconds: sendingInterval
+            ), on: app.db)
+        } catch EmailServiceError.nameTaken {
             return nil  // another instance seeded it a moment ago
         }
         let user = User(name: "Demo", email: "demo@example.com")
@@ -58,7 +56,7 @@ enum DemoData {
             NewTask(userID: try user.requireID(), name: "demo: spring newsletter",
                     subject: "Spring news for {{name}}", textBody: "Hello {{name}},\n\nspring has come to {{city}}. (A demo message: nothing is sent.)\n",
                     recipients: .list(recipients())),
-            on: app.db, clock: clock, hooks: app.edm.taskHooks
+            on: app.db, clock: clock, hooks: services.taskHooks
         )
         let taskID = try created.task.requireID()
         logger.notice("demo data created: dry_run service \(serviceName) and task \(taskID.uuidString.lowercased()) of \(created.imported) recipients; open the dashboard at http://\(app.http.server.configuration.hostname):\(app.http.server.configuration.port)/")

@@ -1,6 +1,7 @@
 import EDMMonitorCore
 import Fluent
 import Foundation
+import Prometheus
 import Vapor
 
 /// What `configure` takes besides the settings; tests override these (STYLE.md §2).
@@ -23,17 +24,23 @@ public struct AppDependencies: Sendable {
     }
 }
 
-/// Wires the application: HTTP server address, middleware, database, migrations and routes.
+/// Wires the application: HTTP server address, middleware, database, migrations, the service
+/// container and the routes.
 ///
+/// This is the one place that builds services: each is made once here, put into the
+/// ``AppServices`` container, and handed to the controllers that use it through their `init`.
 /// Opens no connection itself; call ``prepareDatabase(_:settings:)`` next to migrate and check
 /// the schema, then ``verifyRoutes(_:)``. `edm-monitor serve`, the other commands and the tests
 /// all go through this one function.
+/// - Returns: the container (also kept as ``Application/services``).
 /// - Throws: ``StartupError`` when the database cannot be set up (e.g. the SQLite folder cannot
 ///   be created).
-public func configure(_ app: Application, settings: Settings, dependencies: AppDependencies = .init()) async throws {
+@discardableResult
+public func configure(_ app: Application, settings: Settings, dependencies: AppDependencies = .init()) async throws -> AppServices {
     app.http.server.configuration.hostname = settings.httpHost
     app.http.server.configuration.port = settings.httpPort
     app.logger.logLevel = settings.logLevel
+    let clock = dependencies.clock
 
     // Our error body replaces Vapor's `{"error":true,"reason":…}`; requests are logged at
     // debug so that a busy API does not flood the log at the default level.
@@ -43,8 +50,8 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     app.middleware.use(APIErrorMiddleware())
     app.middleware.use(CrossSiteRequestMiddleware())
     // Inside the error middleware: sees thrown errors and records the status they will get.
-    app.apiMetrics = APIMetricsRecorder(clock: dependencies.clock)
-    if settings.monitoringEnabled { app.middleware.use(APIMetricsMiddleware(recorder: app.apiMetrics)) }
+    let apiMetrics = APIMetricsRecorder(clock: clock)
+    if settings.monitoringEnabled { app.middleware.use(APIMetricsMiddleware(recorder: apiMetrics)) }
     // Small bodies by default; endpoints that take large ones (task import) say so.
     app.routes.defaultMaxBodySize = "1mb"
     ContentConfiguration.global.use(encoder: APIJSON.encoder(), for: .json)
@@ -58,43 +65,59 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     try DatabaseSetup.register(settings.database, on: app)
     app.migrations.add(AppMigrations.all)
 
+    // Services reach the database through `app.db` when they run, not when they are built.
+    let database: @Sendable () -> any Database = { [unowned app] in app.db }
     let heartbeat = SchedulerHeartbeat()
-    app.metricStore = MetricStore(clock: dependencies.clock, configuration: settings.metrics.storeConfiguration)
-    let taskMonitor = TaskMonitorService(database: { [unowned app] in app.db }, clock: dependencies.clock, heartbeat: heartbeat, store: app.metricStore)
+    let metricStore = MetricStore(clock: clock, configuration: settings.metrics.storeConfiguration)
+    let taskMonitor = TaskMonitorService(database: database, clock: clock, heartbeat: heartbeat, store: metricStore)
     let hooks = dependencies.taskHooks ?? (settings.monitoringEnabled ? taskMonitor : DisabledTaskMonitorHooks())
     let mailers = dependencies.mailers ?? DefaultMailerFactory(httpClient: app.http.client.shared, outbound: outbound)
     let scheduler = QueueScheduler(
-        database: { [unowned app] in app.db }, clock: dependencies.clock, configuration: dependencies.scheduler,
+        database: database, clock: clock, configuration: dependencies.scheduler,
         mailers: mailers, hooks: hooks, heartbeat: heartbeat
     )
-    let alerting = AlertManagerService(database: { [unowned app] in app.db }, clock: dependencies.clock, httpClient: app.http.client.shared, mailers: mailers, outbound: outbound)
-    app.systemMonitor = SystemMonitorService(
-        collectors: SystemMonitorService.standardCollectors(database: { [unowned app] in app.db }, dataDirectory: settings.database.dataDirectory)
-            + [APICollector(recorder: app.apiMetrics)],
-        store: app.metricStore, database: { [unowned app] in app.db }, clock: dependencies.clock, interval: settings.metrics.collectorIntervalSeconds
+    let alerting = AlertManagerService(database: database, clock: clock, httpClient: app.http.client.shared, mailers: mailers, outbound: outbound)
+    let systemMonitor = SystemMonitorService(
+        collectors: SystemMonitorService.standardCollectors(database: database, dataDirectory: settings.database.dataDirectory)
+            + [APICollector(recorder: apiMetrics)],
+        store: metricStore, database: database, clock: clock, interval: settings.metrics.collectorIntervalSeconds
     )
     let monitoring = MonitoringService(
-        database: { [unowned app] in app.db }, clock: dependencies.clock, startup: MonitoringConfig(settings: settings.metrics),
-        taskMonitor: taskMonitor, systemMonitor: app.systemMonitor, alerting: alerting, store: app.metricStore
+        database: database, clock: clock, startup: MonitoringConfig(settings: settings.metrics),
+        taskMonitor: taskMonitor, systemMonitor: systemMonitor, alerting: alerting, store: metricStore
     )
-    app.edm = AppServices(clock: dependencies.clock, taskHooks: hooks, scheduler: scheduler, taskMonitor: taskMonitor, alerting: alerting, monitoring: monitoring, outbound: outbound)
+    let services = AppServices(
+        clock: clock, taskHooks: hooks, scheduler: scheduler, taskMonitor: taskMonitor, alerting: alerting,
+        monitoring: monitoring, outbound: outbound, metricStore: metricStore, systemMonitor: systemMonitor,
+        apiMetrics: apiMetrics, prometheusRegistry: PrometheusCollectorRegistry(),
+        health: HealthChecker(clock: clock, startedAt: clock.now(), alerting: alerting),
+        emailServices: EmailServiceCatalog(clock: clock, outbound: outbound),
+        authentication: AuthenticationState()
+    )
+    app.services = services
 
-    let checker = HealthChecker(clock: dependencies.clock, startedAt: dependencies.clock.now(), alerting: alerting)
-    try app.register(collection: HealthController(checker: checker))
-    try app.register(collection: UsersController())
-    try app.register(collection: EmailServicesController())
-    try app.register(collection: TasksController())
-    try app.register(collection: TaskMonitoringController())
+    // Adding a route: register its controller here with what it uses, list it in
+    // RouteCatalog.required below, and give it an access rule in RoutePolicy.
+    try app.register(collection: HealthController(checker: services.health))
+    try app.register(collection: UsersController(clock: clock))
+    try app.register(collection: EmailServicesController(catalog: services.emailServices, clock: clock))
+    try app.register(collection: TasksController(clock: clock, hooks: hooks))
+    try app.register(collection: TaskMonitoringController(clock: clock, taskMonitor: taskMonitor))
+    // These two still reach the container through `req.edm` (LegacyServiceAccess.swift).
     try app.register(collection: AlertsController())
     try app.register(collection: SilencesController())
-    try app.register(collection: PerformanceMetricsController())
-    try app.register(collection: PrometheusMetricsController())
-    try app.register(collection: MonitoringConfigController())
-    try app.register(collection: TokensController())
+    try app.register(collection: PerformanceMetricsController(clock: clock, store: metricStore, systemMonitor: systemMonitor))
+    try app.register(collection: PrometheusMetricsController(
+        apiMetrics: apiMetrics, systemMonitor: systemMonitor, alerting: alerting, registry: services.prometheusRegistry
+    ))
+    try app.register(collection: MonitoringConfigController(monitoring: monitoring))
+    try app.register(collection: TokensController(clock: clock))
     try app.register(collection: DashboardController())
     try app.register(collection: OpenAPIController())
     // Last: wraps every route registered above with its access check (RoutePolicy).
-    RoutePolicy.apply(to: app, metricsRequireToken: settings.metrics.metricsRequireToken)
+    RoutePolicy.apply(to: app, metricsRequireToken: settings.metrics.metricsRequireToken,
+                      authentication: services.authentication, clock: clock)
+    return services
 }
 
 /// Applies the database settings, runs pending migrations and checks the schema.

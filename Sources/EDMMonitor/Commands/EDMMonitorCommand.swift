@@ -58,15 +58,17 @@ func prepareDatabaseForCommand(_ app: Application, settings: Settings) async thr
     }
 }
 
-/// Makes an application for a command (not the test harness) and shuts it down afterwards.
+/// Makes an application for a command (not the test harness), gives `body` the application
+/// and the service container ``configure(_:settings:dependencies:)`` built, and shuts the
+/// application down afterwards.
 ///
 /// Vapor's own command line is given only `serve`, so it never sees our flags.
-func withCommandApp<T>(_ settings: Settings, _ body: (Application) async throws -> T) async throws -> T {
+func withCommandApp<T>(_ settings: Settings, _ body: (Application, AppServices) async throws -> T) async throws -> T {
     let app = try await Application.make(Environment(name: "production", arguments: ["edm-monitor", "serve"]))
     let result: T
     do {
-        try await configure(app, settings: settings)
-        result = try await body(app)
+        let services = try await configure(app, settings: settings)
+        result = try await body(app, services)
     } catch {
         try? await app.asyncShutdown()
         throw error
@@ -92,24 +94,23 @@ struct ServeCommand: AsyncParsableCommand {
         bootstrapLogging(settings)
         let logger = Logger(label: "edm.serve")
         logger.info("starting edm-monitor \(EDMMonitorVersion.current)", metadata: settings.loggable)
-        try await withCommandApp(settings) { app in
+        try await withCommandApp(settings) { app, services in
             try await prepareDatabaseForCommand(app, settings: settings)
             try verifyRoutes(app)
             try await refuseOpenNetworkAPI(app, settings: settings, allowUnauthenticated: allowUnauthenticated, logger: logger)
             try await ensureAddressFree(host: settings.httpHost, port: settings.httpPort)
-            try await app.edm.monitoring.reload()
+            try await services.monitoring.reload()
             let routes = RouteCatalog.registered(app)
             logger.info("routes registered", metadata: ["count": "\(routes.count)", "routes": .array(routes.map { .string($0) })])
-            if demo { try await DemoData.seedIfNeeded(app, logger: logger) }
-            SwiftMetricsBridge.bootstrap(app.prometheusRegistry)
-            let services = app.edm
+            if demo { try await DemoData.seedIfNeeded(app, services: services, logger: logger) }
+            SwiftMetricsBridge.bootstrap(services.prometheusRegistry)
             app.lifecycle.use(BackgroundLoop { await services.scheduler.run() })
             if settings.monitoringEnabled {
                 app.lifecycle.use(BackgroundLoop { await services.taskMonitor.run() })
                 app.lifecycle.use(BackgroundLoop { await services.alerting.run() })
                 app.lifecycle.use(BackgroundLoop { await services.monitoring.run() })
-                app.lifecycle.use(MetricRetentionLifecycle(store: app.metricStore))
-                app.lifecycle.use(SystemMonitorLifecycle(service: app.systemMonitor))
+                app.lifecycle.use(MetricRetentionLifecycle(store: services.metricStore))
+                app.lifecycle.use(SystemMonitorLifecycle(service: services.systemMonitor))
             } else {
                 logger.warning("monitoring is off (EDM_MONITORING=off): no task, system or API metrics and no alerting")
             }
@@ -175,7 +176,7 @@ struct MigrateCommand: AsyncParsableCommand {
     func run() async throws {
         let settings = try options.settings()
         bootstrapLogging(settings)
-        try await withCommandApp(settings) { app in
+        try await withCommandApp(settings) { app, _ in
             do {
                 try await DatabaseSetup.prepare(settings.database, database: app.db)
                 if revert {
@@ -209,7 +210,7 @@ struct RoutesCommand: AsyncParsableCommand {
         bootstrapLogging(settings)
         // Listing routes needs no database: do not create or open one.
         settings.database = .sqliteMemory
-        try await withCommandApp(settings) { app in
+        try await withCommandApp(settings) { app, _ in
             for route in RouteCatalog.registered(app) { print(route) }
         }
     }
@@ -217,8 +218,8 @@ struct RoutesCommand: AsyncParsableCommand {
 
 /// The program's entry point, as a function tests can call.
 public enum EDMMonitorCLI {
-    /// Exit statuses: 0 success, 1 a start-up or runtime failure, 2 a malformed setting or
-    /// command line.
+    /// Exit statuses: 0 success, 1 a start-up or runtime failure (and bad data, a conflict or a
+    /// missing row: ``DomainError/exitStatus``), 2 a malformed setting or command line.
     public static func main(arguments: [String]) async -> Int32 {
         do {
             var command = try EDMMonitorCommand.parseAsRoot(arguments)
@@ -234,9 +235,10 @@ public enum EDMMonitorCLI {
             return fail("\(error)", status: 1)
         } catch let error as SchemaCheck.Mismatch {
             return fail("\(error)", status: 1)
-        } catch let error as APIError {
-            // A malformed value is 2 like any bad command line; a conflict or a missing row is 1.
-            return fail(commandLineMessage(error), status: error.status == .badRequest ? 2 : 1)
+        } catch let error as any DomainError {
+            // Each domain error says its own status: 2 for a value the command line gave,
+            // 1 for bad data in a file, a conflict or a missing row (DomainError.exitStatus).
+            return fail(error.commandLineMessage, status: error.exitStatus)
         } catch {
             let code = EDMMonitorCommand.exitCode(for: error)
             if code == .success {

@@ -6,24 +6,17 @@ import Vapor
 
 /// Runs `body` on a migrated database (the commands below work on the database directly, so
 /// they need no running server; SQLite waits for a running server's writes).
-func withMigratedApp<T>(_ options: SettingsOptions, _ body: (Application) async throws -> T) async throws -> T {
+func withMigratedApp<T>(_ options: SettingsOptions, _ body: (Application, AppServices) async throws -> T) async throws -> T {
     let settings = try options.settings()
     // A typo in the path must not quietly create a fresh, empty database.
     if case .sqliteFile(let path) = settings.database, !FileManager.default.fileExists(atPath: path) {
         throw StartupError("no database at \(path); start `edm-monitor serve` or run `edm-monitor migrate` with this --database-url first")
     }
     bootstrapLogging(Settings(database: settings.database, httpHost: settings.httpHost, httpPort: settings.httpPort, logLevel: .warning, logFormat: settings.logFormat))
-    return try await withCommandApp(settings) { app in
+    return try await withCommandApp(settings) { app, services in
         try await prepareDatabaseForCommand(app, settings: settings)
-        return try await body(app)
+        return try await body(app, services)
     }
-}
-
-/// Turns an API validation error into one CLI line: `field: reason; field: reason`.
-func commandLineMessage(_ error: APIError) -> String {
-    let details = error.details.prefix(10).map { "\($0.field): \($0.reason)" }.joined(separator: "; ")
-    let more = error.details.count > 10 ? " (and \(error.details.count - 10) more)" : ""
-    return details.isEmpty ? error.message : "\(error.message): \(details)\(more)"
 }
 
 /// `edm-monitor user add --name NAME --email ADDRESS`.
@@ -37,13 +30,9 @@ struct UserCommand: AsyncParsableCommand {
         @ArgumentParser.Option(help: "Email address.") var email: String
 
         func run() async throws {
-            try await withMigratedApp(options) { app in
-                guard case .success(let address) = EmailAddress.validate(email) else {
-                    throw ArgumentParser.ValidationError("--email \"\(email)\" is not a valid address")
-                }
-                let user = User(name: name, email: address.address)
-                user.createdAt = app.edm.clock.now()
-                try await user.create(on: app.db)
+            try await withMigratedApp(options) { app, services in
+                // UserError.invalid names the bad flag's field and exits 2 (EDMMonitorCLI.main).
+                let user = try await UserAccounts.create(name: name, email: email, on: app.db, clock: services.clock)
                 print(try user.requireID().uuidString.lowercased())
             }
         }
@@ -84,26 +73,16 @@ struct ServiceCommand: AsyncParsableCommand {
                 }
                 password = value
             }
-            let body = EmailServicesController.WriteBody(
+            let input = EmailServiceInput(
                 name: name, provider: provider,
                 smtp: provider == "smtp" ? .init(host: smtpHost, port: smtpPort, security: smtpSecurity, username: smtpUsername, password: password) : nil,
-                http: provider == "http" ? .init(endpoint_url: httpEndpoint, headers: nil, body_template: nil) : nil,
+                http: provider == "http" ? .init(endpoint_url: httpEndpoint) : nil,
                 sender_address: sender, sender_name: senderName, daily_quota: dailyQuota, quota_reset_time: quotaResetTime,
                 quota_timezone: quotaTimezone, sending_interval_seconds: interval, is_enabled: true
             )
-            try await withMigratedApp(options) { app in
-                let service = EmailService()
-                service.usedQuota = 0
-                service.isFrozen = false
-                service.consecutiveFailures = 0
-                do {
-                    try EmailServicesController.apply(body, to: service, creating: true, outbound: app.edm.outbound)
-                    service.createdAt = app.edm.clock.now()
-                    service.updatedAt = service.createdAt
-                    try await EmailServicesController.saveHandlingConflicts(service, on: app.db)
-                } catch let error as APIError {
-                    throw ArgumentParser.ValidationError(commandLineMessage(error))
-                }
+            try await withMigratedApp(options) { app, services in
+                // EmailServiceError: a bad flag value exits 2, a taken name 1 (EDMMonitorCLI.main).
+                let service = try await services.emailServices.create(input, on: app.db)
                 print(try service.requireID().uuidString.lowercased())
             }
         }
@@ -146,15 +125,11 @@ struct TaskCommand: AsyncParsableCommand {
             }
             let input = NewTask(userID: userID, name: name, subject: subject, textBody: text, htmlBody: html, scheduledAt: scheduled, recipients: .csv(csvData), skipInvalid: skipInvalid)
             let showProgress = isatty(STDERR_FILENO) == 1
-            try await withMigratedApp(options) { app in
-                let created: TaskCreation
-                do {
-                    created = try await TaskService.create(input, on: app.db, clock: app.edm.clock, hooks: app.edm.taskHooks) { done, total in
-                        guard showProgress else { return }
-                        FileHandle.standardError.write(Data("\r\(ProgressBar.render(done: done, total: total, width: 30)) \(done)/\(total) recipients".utf8))
-                    }
-                } catch let error as APIError {
-                    throw ArgumentParser.ValidationError(commandLineMessage(error))
+            try await withMigratedApp(options) { app, services in
+                // TaskError: invalid values or rows exit 2, an unreadable file 1 (EDMMonitorCLI.main).
+                let created = try await TaskService.create(input, on: app.db, clock: services.clock, hooks: services.taskHooks) { done, total in
+                    guard showProgress else { return }
+                    FileHandle.standardError.write(Data("\r\(ProgressBar.render(done: done, total: total, width: 30)) \(done)/\(total) recipients".utf8))
                 }
                 if showProgress { FileHandle.standardError.write(Data("\n".utf8)) }
                 for problem in created.skipped {

@@ -32,9 +32,9 @@ struct TokenCommand: AsyncParsableCommand {
             }
             let settings = try options.settings()
             bootstrapLogging(Settings(database: settings.database, httpHost: settings.httpHost, httpPort: settings.httpPort, logLevel: .warning, logFormat: settings.logFormat))
-            try await withCommandApp(settings) { app in
+            try await withCommandApp(settings) { app, services in
                 try await prepareDatabaseForCommand(app, settings: settings)
-                let (record, token) = try await APITokens.create(name: name, role: role, expiresAt: expiry, createdBy: "cli", on: app.db, now: app.edm.clock.now())
+                let (record, token) = try await APITokens.create(name: name, role: role, expiresAt: expiry, createdBy: "cli", on: app.db, now: services.clock.now())
                 print(token)
                 FileHandle.standardError.write(Data("created \(record.role) token \(record.name) (\(record.prefix)…); it is shown only this once, store it now\n".utf8))
             }
@@ -46,8 +46,8 @@ struct TokenCommand: AsyncParsableCommand {
         @OptionGroup var options: SettingsOptions
 
         func run() async throws {
-            try await withMigratedApp(options) { app in
-                let now = app.edm.clock.now()
+            try await withMigratedApp(options) { app, services in
+                let now = services.clock.now()
                 let rows = try await APITokenRecord.query(on: app.db).sort(\.$createdAt).all()
                 print("NAME\tROLE\tSTATE\tPREFIX\tCREATED\tLAST USED")
                 for row in rows {
@@ -65,11 +65,11 @@ struct TokenCommand: AsyncParsableCommand {
         var name: String
 
         func run() async throws {
-            try await withMigratedApp(options) { app in
+            try await withMigratedApp(options) { app, services in
                 guard let record = try await APITokenRecord.query(on: app.db).filter(\.$name == name).first() else {
                     throw APIError.notFound("no token named \(name); `edm-monitor token list` shows them")
                 }
-                try await APITokens.revoke(id: try record.requireID(), on: app.db, now: app.edm.clock.now())
+                try await APITokens.revoke(id: try record.requireID(), on: app.db, now: services.clock.now())
                 print("revoked token \(name)")
             }
         }

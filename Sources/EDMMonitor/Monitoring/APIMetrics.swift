@@ -154,17 +154,3 @@ public struct APICollector: MetricCollector {
     }
 }
 
-extension Application {
-    private struct APIMetricsKey: StorageKey {
-        typealias Value = APIMetricsRecorder
-    }
-
-    /// The API request statistics set up by `configure`. Accessing them before `configure` is a programming error.
-    public var apiMetrics: APIMetricsRecorder {
-        get {
-            guard let recorder = storage[APIMetricsKey.self] else { fatalError("configure(_:settings:) has not run") }
-            return recorder
-        }
-        set { storage[APIMetricsKey.self] = newValue }
-    }
-}

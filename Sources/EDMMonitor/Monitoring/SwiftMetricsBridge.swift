@@ -23,19 +23,3 @@ public enum SwiftMetricsBridge {
         return first
     }
 }
-
-extension Application {
-    private struct RegistryKey: StorageKey { typealias Value = PrometheusCollectorRegistry }
-
-    /// This application's swift-prometheus registry (what swift-metrics reports into once
-    /// bootstrapped), emitted by `GET /metrics`.
-    public var prometheusRegistry: PrometheusCollectorRegistry {
-        get {
-            if let registry = storage[RegistryKey.self] { return registry }
-            let registry = PrometheusCollectorRegistry()
-            storage[RegistryKey.self] = registry
-            return registry
-        }
-        set { storage[RegistryKey.self] = newValue }
-    }
-}

@@ -172,20 +172,6 @@ final class SystemMonitorLifecycle: LifecycleHandler, Sendable {
     }
 }
 
-extension Application {
-    private struct SystemMonitorKey: StorageKey {
-        typealias Value = SystemMonitorService
-    }
-
-    /// The system monitor set up by `configure`. Accessing it before `configure` is a programming error.
-    public var systemMonitor: SystemMonitorService {
-        get {
-            guard let service = storage[SystemMonitorKey.self] else { fatalError("configure(_:settings:) has not run") }
-            return service
-        }
-        set { storage[SystemMonitorKey.self] = newValue }
-    }
-}
 
 extension DatabaseLocation {
     /// The folder whose disk the host collector measures: the SQLite file's folder, else the

@@ -66,7 +66,9 @@ public enum TaskService {
     /// Validates `input`, imports its recipients and creates the task with its subtasks in one
     /// transaction (all or nothing).
     /// - Parameter progress: called after each batch with (inserted, total).
-    /// - Throws: ``APIError`` 400 listing every bad field or recipient (nothing is written).
+    /// - Throws: ``TaskError/invalid(message:details:)`` listing every bad field or recipient,
+    ///   ``TaskError/unreadableRecipients(message:details:)`` when the recipients as a whole
+    ///   cannot be read (nothing is written either way).
     public static func create(
         _ input: NewTask, on database: any Database, clock: any WallClock, hooks: any TaskMonitorHooks,
         progress: (@Sendable (Int, Int) -> Void)? = nil
@@ -93,12 +95,13 @@ public enum TaskService {
             do {
                 report = try RecipientImport.parse(csv: data)
             } catch {
-                throw APIError.validation("the CSV cannot be read", details + [.init(field: "csv", reason: error.description)])
+                throw TaskError.unreadableRecipients(message: "the CSV cannot be read", details: details + [.init(field: "csv", reason: error.description)])
             }
             rowName = { "row \($0)" }
         case .list(let list):
             report = try importList(list)
-            rowName = { "recipients[\($0 - 2)]" }
+            // importList numbers the rows by their zero-based index already.
+            rowName = { "recipients[\($0)]" }
         }
         let problems = report.problems.map { APIErrorDetail(field: rowName($0.row), reason: $0.message) }
         if !report.problems.isEmpty && !input.skipInvalid {
@@ -111,7 +114,7 @@ public enum TaskService {
             let message = report.problems.isEmpty || input.skipInvalid
                 ? "the task is invalid"
                 : "\(report.problems.count) recipient rows are invalid or duplicated; fix them or pass skip_invalid=true"
-            throw APIError.validation(message, details)
+            throw TaskError.invalid(message: message, details: details)
         }
 
         let now = clock.now()
@@ -153,6 +156,9 @@ public enum TaskService {
 
     /// Validates a JSON recipient list with the same rules as a CSV import (reference case C03
     /// for duplicates), by presenting it as a table whose header is row 1.
+    ///
+    /// The problems are numbered as the input is: `row` (and `first_row`) is the zero-based index
+    /// into the list, and messages say `recipients[i]`, never the CSV numbering (index + 2).
     static func importList(_ list: [RecipientInput]) throws -> RecipientImportReport {
         let variableNames = Array(Set(list.flatMap { $0.variables?.keys.map { $0 } ?? [] })
             .subtracting(["email", "name"])).sorted()
@@ -161,11 +167,25 @@ public enum TaskService {
             let fields = [recipient.email, recipient.name ?? ""] + variableNames.map { recipient.variables?[$0] ?? "" }
             records.append(CSVRecord(fields: fields, number: index + 2, line: index + 2))
         }
+        var report: RecipientImportReport
         do {
-            return try RecipientImport.importRecipients(from: CSVTable(records: records))
+            report = try RecipientImport.importRecipients(from: CSVTable(records: records))
         } catch {
-            throw APIError.validation("the recipients cannot be read", [.init(field: "recipients", reason: error.description)])
+            throw TaskError.unreadableRecipients(message: "the recipients cannot be read", details: [.init(field: "recipients", reason: error.description)])
         }
+        report.problems = report.problems.map { problem in
+            var renumbered = problem
+            renumbered.row = problem.row - 2
+            renumbered.line = problem.line - 2
+            renumbered.firstRow = problem.firstRow.map { $0 - 2 }
+            switch problem.code {
+            case .missingEmail: renumbered.message = "recipients[\(renumbered.row)] has no email address"
+            case .duplicate: renumbered.message = "duplicate of recipients[\(renumbered.firstRow ?? 0)]"
+            default: break
+            }
+            return renumbered
+        }
+        return report
     }
 
     private static func insertSubtasks(_ batch: ArraySlice<ImportedRecipient>, firstSequence: Int, taskID: UUID, now: Date, on sql: any SQLDatabase) async throws {
@@ -194,10 +214,11 @@ public enum TaskService {
     }
 
     /// Applies `control` to the task.
-    /// - Throws: ``APIError`` 404 for an unknown task, 409 when the task's state does not allow it.
+    /// - Throws: ``TaskError/notFound(_:)`` for an unknown task; `.stillImporting`,
+    ///   `.notAllowed` or `.changedMeanwhile` (409) when the task's state does not allow it.
     public static func control(_ control: Control, taskID: UUID, on database: any Database, clock: any WallClock) async throws -> TaskRecord {
         guard let task = try await TaskRecord.find(taskID, on: database) else {
-            throw APIError.notFound("no task with id \(taskID)")
+            throw TaskError.notFound(taskID)
         }
         let from = task.status
         switch (control, from) {
@@ -207,13 +228,13 @@ public enum TaskService {
             task.status = task.startedAt == nil ? .queued : .sending
         case (.cancel, .queued), (.cancel, .sending), (.cancel, .paused):
             guard task.statusReason != "importing" else {
-                throw APIError(.conflict, .conflict, "the task is still being imported; try again when it is queued")
+                throw TaskError.stillImporting
             }
             task.status = .cancelled
             task.statusReason = "cancelled by an operator"
             task.completedAt = clock.now()
         default:
-            throw APIError(.conflict, .conflict, "cannot \(control.rawValue) a task that is \(from.rawValue)")
+            throw TaskError.notAllowed(control: control.rawValue, from: from.rawValue)
         }
         // Conditional on the status read, so a concurrent scheduler update is not overwritten.
         let sql = database.sql
@@ -227,7 +248,7 @@ public enum TaskService {
             .returning("id")
             .all()
         guard !updated.isEmpty else {
-            throw APIError(.conflict, .conflict, "the task changed state meanwhile; read it again")
+            throw TaskError.changedMeanwhile
         }
         if control == .cancel {
             // Recipients not yet sent will never be: they end as failed ("cancelled"), so that

@@ -59,13 +59,13 @@ public enum RoutePolicy {
     /// Wraps the responder of every route registered on `app` with its access check and marks
     /// it checked (``verifyRoutes(_:)`` refuses to start with an unmarked route). Call once,
     /// after every route is registered.
-    static func apply(to app: Application, metricsRequireToken: Bool) {
+    static func apply(to app: Application, metricsRequireToken: Bool, authentication: AuthenticationState, clock: any WallClock) {
         for route in app.routes.all {
             let name = "\(route.method.rawValue) /" + route.path.map(\.description).joined(separator: "/")
             let access = access(name, metricsRequireToken: metricsRequireToken)
             route.userInfo[accessKey] = access
             if case .role(let role) = access {
-                route.responder = AuthorizationMiddleware(required: role).makeResponder(chainingTo: route.responder)
+                route.responder = AuthorizationMiddleware(required: role, authentication: authentication, clock: clock).makeResponder(chainingTo: route.responder)
             }
         }
     }
@@ -82,9 +82,13 @@ public enum RoutePolicy {
 /// not accepted (they end up in logs and browser history).
 struct AuthorizationMiddleware: AsyncMiddleware {
     let required: APIRole
+    /// Whether tokens are required yet.
+    let authentication: AuthenticationState
+    /// The clock of token expiry.
+    let clock: any WallClock
 
     func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
-        let principal = try await Self.principal(of: request, required: required)
+        let principal = try await principal(of: request)
         guard principal.role >= required else {
             throw APIError(.forbidden, .forbidden, "this needs the \(required.rawValue) role; token \(principal.name) is \(principal.role.rawValue)")
         }
@@ -95,10 +99,10 @@ struct AuthorizationMiddleware: AsyncMiddleware {
 
     /// The principal of `request`.
     /// - Throws: ``APIError`` 401 as described above.
-    static func principal(of request: Request, required: APIRole) async throws -> APIPrincipal {
+    func principal(of request: Request) async throws -> APIPrincipal {
         let db = request.db
         guard let header = request.headers.first(name: .authorization) else {
-            if try await request.edm.authentication.required(on: db) {
+            if try await authentication.required(on: db) {
                 throw APIError(.unauthorized, .unauthorized, "this API needs a token: send Authorization: Bearer TOKEN (this needs the \(required.rawValue) role; an admin creates one with `edm-monitor token create --role \(required.rawValue) --name NAME`)")
             }
             return .anonymous
@@ -108,7 +112,7 @@ struct AuthorizationMiddleware: AsyncMiddleware {
             throw APIError(.unauthorized, .unauthorized, "the Authorization header must be `Bearer TOKEN`")
         }
         do {
-            return try await APITokens.authenticate(parts[1].trimmingCharacters(in: .whitespaces), on: db, now: request.edm.clock.now())
+            return try await APITokens.authenticate(parts[1].trimmingCharacters(in: .whitespaces), on: db, now: clock.now())
         } catch let refusal as APITokens.Refusal {
             let why = switch refusal {
             case .unknown: "is not a token of this server"
