@@ -38,14 +38,19 @@ public struct PeriodicService: Service {
     ///   - body: one cycle; a thrown error is logged by the failure streak.
     public init(name: String, interval: @escaping @Sendable () -> Double, logger: Logger,
                 onStop: (@Sendable () async -> Void)? = nil, body: @escaping @Sendable () async throws -> Void) {
-        self.init(name: name, interval: interval, logger: logger, onStop: onStop, moreWork: { try await body(); return false })
+        self.init(name, interval, logger, onStop, { try await body(); return false })
     }
 
     /// A loop whose body says whether it has more work: `true` runs the next cycle at once,
     /// `false` waits out `interval()` seconds since the cycle started (the scheduler: send while
     /// there is mail, pause when idle).
-    public init(name: String, interval: @escaping @Sendable () -> Double, logger: Logger,
-                onStop: (@Sendable () async -> Void)? = nil, moreWork body: @escaping @Sendable () async throws -> Bool) {
+    public static func whileBusy(name: String, interval: @escaping @Sendable () -> Double, logger: Logger,
+                                 onStop: (@Sendable () async -> Void)? = nil, moreWork body: @escaping @Sendable () async throws -> Bool) -> PeriodicService {
+        PeriodicService(name, interval, logger, onStop, body)
+    }
+
+    private init(_ name: String, _ interval: @escaping @Sendable () -> Double, _ logger: Logger,
+                 _ onStop: (@Sendable () async -> Void)?, _ body: @escaping @Sendable () async throws -> Bool) {
         self.name = name
         self.interval = interval
         self.body = body
@@ -73,23 +78,62 @@ public struct PeriodicService: Service {
 
     /// One cycle, shielded from cancellation: the body runs in an unstructured task whose result
     /// is awaited; when the loop's task is cancelled (the group's shutdown bound has passed) the
-    /// wait ends but the body is left to finish on its own.
-    /// - Returns: whether the body reported more work; `false` after a failure.
+    /// wait ends at once but the body is left to finish on its own.
+    /// - Returns: whether the body reported more work; `false` after a failure or when the wait
+    ///   was abandoned.
     func cycle() async -> Bool {
         let body = self.body
         let task = Task { try await body() }
-        do {
-            let more = try await withTaskCancellationHandler {
-                try await task.value
-            } onCancel: {
-                // Not forwarded to `task`: the body finishes what it started.
+        let waiter = OnceContinuation<Result<Bool, any Error>?>()
+        let outcome = await withTaskCancellationHandler {
+            await waiter.wait {
+                Task { waiter.resume(with: await task.result) }
             }
+        } onCancel: {
+            // Not forwarded to `task`: the body finishes what it started.
+            waiter.resume(with: nil)
+        }
+        switch outcome {
+        case .success(let more)?:
             streak.succeeded()
             return more
-        } catch {
+        case .failure(let error)?:
             streak.failed(error)
             return false
+        case nil:
+            logger.warning("\(name): stopped waiting for the cycle in flight (shutdown bound passed); it goes on until the process exits")
+            return false
         }
+    }
+}
+
+/// A continuation resumed by whichever comes first; later resumes are ignored.
+final class OnceContinuation<T: Sendable>: Sendable {
+    private let state = Mutex<(continuation: CheckedContinuation<T, Never>?, early: T?, done: Bool)>((nil, nil, false))
+
+    /// Suspends until ``resume(with:)``; `start` runs once the continuation is in place.
+    func wait(_ start: () -> Void) async -> T {
+        await withCheckedContinuation { continuation in
+            let early = state.withLock { s -> T? in
+                if s.done { return s.early }
+                s.continuation = continuation
+                return nil
+            }
+            if let early { continuation.resume(returning: early); return }
+            start()
+        }
+    }
+
+    /// Resumes the waiter with `value` unless it was resumed already.
+    func resume(with value: T) {
+        let continuation = state.withLock { s -> CheckedContinuation<T, Never>? in
+            if s.done { return nil }
+            s.done = true
+            if s.continuation == nil { s.early = value }
+            defer { s.continuation = nil }
+            return s.continuation
+        }
+        continuation?.resume(returning: value)
     }
 }
 

@@ -37,7 +37,7 @@ func backgroundServices(_ app: Application, settings: Settings) -> [PeriodicServ
     let scheduler = services.scheduler
     let schedulerLogger = Logger(label: "edm.scheduler")
     var loops = [
-        PeriodicService(
+        PeriodicService.whileBusy(
             name: "scheduler", interval: { scheduler.configuration.idleDelay.inSeconds }, logger: schedulerLogger,
             onStop: { await scheduler.closeMailers() },
             moreWork: { try await scheduler.runOnce().dispatched > 0 }
