@@ -254,7 +254,11 @@ func serveBare() async throws {
     let app = try await makeApp("bare", clock: SystemClock(), port: port)
     app.get("bench", "bare") { _ in "ok" }
     _ = await app.systemMonitor.collectOnce()
-    let monitor = Task { await app.systemMonitor.run() }
+    let systemMonitor = app.systemMonitor
+    let loop = PeriodicService(name: "system monitor", interval: { max(1, systemMonitor.interval) }, logger: Logger(label: "bench.system-monitor")) {
+        await systemMonitor.cycle()
+    }
+    let monitor = Task { try await loop.run() }
     try await app.execute()
     monitor.cancel()
     try await app.asyncShutdown()

@@ -178,6 +178,9 @@ class Handler:
             "received_at": now(),
         })
         server.messages_delivered += 1
+        if self.args.data_delay:
+            # Recorded, not yet answered: the sender is mid-send (graceful-stop tests).
+            await asyncio.sleep(self.args.data_delay)
         if self.args.close_after_each:
             server.close_after_reply = True
         return reply_for(250, queue_id)
@@ -258,6 +261,7 @@ def parse_args(argv):
     p.add_argument("--plan-stage", choices=["data", "rcpt"], default="data")
     p.add_argument("--always", type=parse_code, help="reply code for every message at the plan stage")
     p.add_argument("--rcpt-rule", action="append", help="PATTERN=CODE for RCPT TO, repeatable")
+    p.add_argument("--data-delay", type=float, default=0, help="seconds to wait, after recording a message, before the 250 reply")
     p.add_argument("--close-after-each", action="store_true")
     p.add_argument("--421-after-each", dest="close_421_after_each", action="store_true")
     p.add_argument("--self-signed", metavar="DIR")

@@ -120,12 +120,17 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     return services
 }
 
-/// Applies the database settings, runs pending migrations and checks the schema.
+/// Applies the database settings, runs pending migrations under the migration lock
+/// (``MigrationLock``) and checks the schema.
 /// - Throws: ``SchemaCheck/Mismatch`` naming the table, column or migration that does not fit;
 ///   the database driver's error when the database is unreachable.
 public func prepareDatabase(_ app: Application, settings: Settings) async throws {
     try await DatabaseSetup.prepare(settings.database, database: app.db)
-    try await app.autoMigrate()
+    // Several instances may start together on one PostgreSQL database: one migrates (and seeds
+    // the default rules), the others wait for it and find nothing left to do.
+    try await MigrationLock.withLock(settings.database, logger: app.logger) {
+        try await app.autoMigrate()
+    }
     try await SchemaCheck.verify(app.db)
 }
 

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import ServiceLifecycle
 import Vapor
 
 /// The settings flags shared by every command. Each flag overrides its environment variable
@@ -77,7 +78,8 @@ func withCommandApp<T>(_ settings: Settings, _ body: (Application, AppServices) 
     return result
 }
 
-/// `edm-monitor serve`: migrate, check, and serve the API until SIGINT or SIGTERM.
+/// `edm-monitor serve`: migrate, check, and serve the API and run every loop until SIGINT or
+/// SIGTERM (``runServiceGroup(_:services:settings:logger:)``); exits 0 after a graceful stop.
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "serve", abstract: "Migrate the database and serve the HTTP API.")
 
@@ -95,6 +97,8 @@ struct ServeCommand: AsyncParsableCommand {
         let logger = Logger(label: "edm.serve")
         logger.info("starting edm-monitor \(EDMMonitorVersion.current)", metadata: settings.loggable)
         try await withCommandApp(settings) { app, services in
+            // First: a second `serve` on the same SQLite file stops before touching it.
+            let instanceLock = try InstanceLock.acquire(for: settings.database)
             try await prepareDatabaseForCommand(app, settings: settings)
             try verifyRoutes(app)
             try await refuseOpenNetworkAPI(app, settings: settings, allowUnauthenticated: allowUnauthenticated, logger: logger)
@@ -104,25 +108,37 @@ struct ServeCommand: AsyncParsableCommand {
             logger.info("routes registered", metadata: ["count": "\(routes.count)", "routes": .array(routes.map { .string($0) })])
             if demo { try await DemoData.seedIfNeeded(app, services: services, logger: logger) }
             SwiftMetricsBridge.bootstrap(services.prometheusRegistry)
-            app.lifecycle.use(BackgroundLoop { await services.scheduler.run() })
-            if settings.monitoringEnabled {
-                app.lifecycle.use(BackgroundLoop { await services.taskMonitor.run() })
-                app.lifecycle.use(BackgroundLoop { await services.alerting.run() })
-                app.lifecycle.use(BackgroundLoop { await services.monitoring.run() })
-                app.lifecycle.use(MetricRetentionLifecycle(store: services.metricStore))
-                app.lifecycle.use(SystemMonitorLifecycle(service: services.systemMonitor))
-            } else {
+            if !settings.monitoringEnabled {
                 logger.warning("monitoring is off (EDM_MONITORING=off): no task, system or API metrics and no alerting")
             }
-            // Vapor's serve command binds the address set by `configure` and shuts down
-            // gracefully on SIGINT and SIGTERM (stopping the scheduler after its message in flight).
-            do {
-                try await app.execute()
-            } catch where "\(error)".contains("Address already in use") {
-                throw StartupError("cannot listen on \(settings.httpHost):\(settings.httpPort): the address is already in use; stop the other server or set EDM_HTTP_PORT / --port")
-            }
+            try await app.asyncBoot()
+            logger.info("scheduler started", metadata: ["instance": "\(services.scheduler.configuration.instanceID)"])
+            try await runServiceGroup(app, services: services, settings: settings, logger: logger)
+            withExtendedLifetime(instanceLock) {}
         }
         logger.info("edm-monitor stopped")
+    }
+}
+
+/// Runs the HTTP server and every loop of ``backgroundServices(_:services:settings:)`` in one
+/// `ServiceGroup` until SIGTERM or SIGINT, then stops them gracefully: the loops first (each
+/// after the cycle in flight, the scheduler claiming nothing new), the server last. When they
+/// take longer than ``Settings/shutdownTimeoutSeconds`` the group cancels them, which ends the
+/// waits but never a send in flight (``PeriodicService``).
+/// - Throws: ``StartupError`` when the address cannot be bound; a service's error.
+func runServiceGroup(_ app: Application, services appServices: AppServices, settings: Settings, logger: Logger) async throws {
+    // The server first: a group stops its services in reverse order, so the API answers
+    // (health, metrics) until the loops have stopped.
+    var services: [any Service] = [HTTPServerService(app: app)]
+    services += backgroundServices(app, services: appServices, settings: settings)
+    var configuration = ServiceGroupConfiguration(
+        services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: Logger(label: "edm.lifecycle")
+    )
+    configuration.maximumGracefulShutdownDuration = .milliseconds(Int64(settings.shutdownTimeoutSeconds * 1000))
+    do {
+        try await ServiceGroup(configuration: configuration).run()
+    } catch where "\(error)".contains("Address already in use") {
+        throw StartupError("cannot listen on \(settings.httpHost):\(settings.httpPort): the address is already in use; stop the other server or set EDM_HTTP_PORT / --port")
     }
 }
 
@@ -179,12 +195,14 @@ struct MigrateCommand: AsyncParsableCommand {
         try await withCommandApp(settings) { app, _ in
             do {
                 try await DatabaseSetup.prepare(settings.database, database: app.db)
-                if revert {
-                    try await app.autoRevert()
-                } else {
-                    try await app.autoMigrate()
-                    try await SchemaCheck.verify(app.db)
+                try await MigrationLock.withLock(settings.database, logger: app.logger) {
+                    if revert {
+                        try await app.autoRevert()
+                    } else {
+                        try await app.autoMigrate()
+                    }
                 }
+                if !revert { try await SchemaCheck.verify(app.db) }
             } catch let error as SchemaCheck.Mismatch {
                 throw error
             } catch {

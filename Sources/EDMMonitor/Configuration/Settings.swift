@@ -161,6 +161,10 @@ public struct Settings: Sendable, Equatable {
     /// `scripts/bench/` can measure what monitoring costs the sending it watches (BENCHMARKS.md);
     /// operators leave it on.
     public var monitoringEnabled = true
+    /// Seconds `serve` gives its loops and in-flight sends to finish after SIGTERM or SIGINT
+    /// before it stops waiting for them (`EDM_SHUTDOWN_TIMEOUT_SECONDS`, default 10, from 1 to
+    /// 3600; environment only). A send still running then is left to the interrupted rule.
+    public var shutdownTimeoutSeconds: Double = 10
 
     /// The defaults listed in the table above.
     public static let defaults = Settings(
@@ -244,6 +248,15 @@ public struct Settings: Sendable, Equatable {
             case "off", "false", "0": settings.monitoringEnabled = false
             default: throw SettingsError(setting: "EDM_MONITORING", value: raw, reason: "not on or off", accepted: "on or off")
             }
+        }
+        if let raw = environment["EDM_SHUTDOWN_TIMEOUT_SECONDS"], !raw.isEmpty {
+            guard let seconds = Double(raw.trimmingCharacters(in: .whitespaces)), seconds.isFinite else {
+                throw SettingsError(setting: "EDM_SHUTDOWN_TIMEOUT_SECONDS", value: raw, reason: "not a number", accepted: "a number of seconds from 1 to 3600")
+            }
+            guard (1...3600).contains(seconds) else {
+                throw SettingsError(setting: "EDM_SHUTDOWN_TIMEOUT_SECONDS", value: raw, reason: "out of range", accepted: "a number of seconds from 1 to 3600")
+            }
+            settings.shutdownTimeoutSeconds = seconds
         }
         settings.metrics = try MetricSettings.load(environment: environment)
         if let raw = environment["EDM_OUTBOUND_ALLOW_HOSTS"], !raw.isEmpty {

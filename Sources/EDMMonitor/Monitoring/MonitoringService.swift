@@ -287,22 +287,4 @@ public final class MonitoringService: Sendable {
         retention.alertHistoryRetention = config.alertHistoryRetentionDays * 86_400
         store.configuration = retention
     }
-
-    /// Reloads every ``reloadIntervalSeconds`` until cancelled (run by `serve`), so that changes
-    /// made through another instance apply here too. A failed reload keeps the configuration in
-    /// force and is logged once per failure streak.
-    public func run() async {
-        var failing = false
-        while !Task.isCancelled {
-            do {
-                try await reload()
-                if failing { logger.notice("monitoring configuration reload recovered") }
-                failing = false
-            } catch {
-                if !failing { logger.warning("cannot reload the monitoring configuration; keeping the one in force", metadata: ["error": "\(DatabaseErrorText.describe(error))"]) }
-                failing = true
-            }
-            try? await Task.sleep(for: .seconds(Self.reloadIntervalSeconds))
-        }
-    }
 }

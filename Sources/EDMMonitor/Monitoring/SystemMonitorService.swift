@@ -24,15 +24,15 @@ public struct SystemSnapshot: Sendable, Equatable {
 /// never stops the others or the loop. When the store cannot be written (database down) the
 /// cycle's points are kept in a bounded buffer (``bufferLimit`` points, the oldest dropped
 /// beyond it) and written, oldest first, by the first cycle that reaches the database again, so
-/// an outage leaves no hole in the charts. `serve` runs ``run()`` through
-/// ``SystemMonitorLifecycle``; tests call ``collectOnce()``.
+/// an outage leaves no hole in the charts. `serve` runs ``cycle()`` in a ``PeriodicService``
+/// every ``interval`` seconds; tests call ``collectOnce()``.
 public final class SystemMonitorService: Sendable {
     /// Seconds between cycles (default 15); changeable at run time.
     public var interval: TimeInterval {
         get { intervalBox.withLock { $0 } }
         set { intervalBox.withLock { $0 = newValue } }
     }
-    /// When `false`, ``run()`` collects nothing (`system_monitoring_enabled`).
+    /// When `false`, ``cycle()`` collects nothing (`system_monitoring_enabled`).
     public var enabled: Bool {
         get { enabledBox.withLock { $0 } }
         set { enabledBox.withLock { $0 = newValue } }
@@ -47,7 +47,8 @@ public final class SystemMonitorService: Sendable {
     /// Most points kept while the store cannot be written (default 20,000: over an hour of the
     /// standard collectors at the default interval).
     public let bufferLimit: Int
-    private let failing = Mutex<Set<String>>([])
+    /// One failure streak per collector name, and `store` for the write.
+    private let streaks: [String: FailureStreak]
     private let latest = Mutex<SystemSnapshot?>(nil)
     /// Points not yet written, oldest first, and how many were dropped since the last success.
     private let pending = Mutex<(points: [MetricPoint], dropped: Int)>(([], 0))
@@ -63,6 +64,9 @@ public final class SystemMonitorService: Sendable {
         self.clock = clock
         self.intervalBox = Mutex(interval)
         self.logger = logger
+        self.streaks = Dictionary((collectors.map(\.name) + ["store"]).map { name in
+            (name, FailureStreak(subject: "metric collector", logger: logger, level: .warning, metadata: ["collector": "\(name)"]))
+        }, uniquingKeysWith: { first, _ in first })
     }
 
     /// The standard collectors: host (measuring the disk of `dataDirectory`), process, database
@@ -121,54 +125,19 @@ public final class SystemMonitorService: Sendable {
         return snapshot
     }
 
-    /// One cycle of ``run()``: ``collectOnce()`` when enabled, else nothing (`nil`).
+    /// One cycle of `serve`'s loop: ``collectOnce()`` when enabled, else nothing (`nil`).
     @discardableResult
     public func cycle() async -> SystemSnapshot? {
         guard enabled else { return nil }
         return await collectOnce()
     }
 
-    /// Runs cycles every ``interval`` seconds until the task is cancelled.
-    public func run() async {
-        while !Task.isCancelled {
-            let started = ContinuousClock.now
-            await cycle()
-            await sleepUntilDue(since: started) { max(1, self.interval) }
-        }
-    }
-
     private func failed(_ name: String, _ error: any Error) {
-        let first = failing.withLock { $0.insert(name).inserted }
-        if first {
-            logger.warning("metric collector failing", metadata: ["collector": "\(name)", "error": "\(String(reflecting: error))"])
-        }
+        streaks[name]?.failed(error)
     }
 
     private func recovered(_ name: String) {
-        let was = failing.withLock { $0.remove(name) != nil }
-        if was { logger.info("metric collector recovered", metadata: ["collector": "\(name)"]) }
-    }
-}
-
-/// Starts ``SystemMonitorService/run()`` when the server has booted and cancels it on shutdown.
-/// Registered by `serve` only.
-final class SystemMonitorLifecycle: LifecycleHandler, Sendable {
-    let service: SystemMonitorService
-    private let task = Mutex<Task<Void, Never>?>(nil)
-
-    init(service: SystemMonitorService) {
-        self.service = service
-    }
-
-    func didBootAsync(_ application: Application) async throws {
-        let service = self.service
-        task.withLock { $0 = Task { await service.run() } }
-    }
-
-    func shutdownAsync(_ application: Application) async {
-        let running = task.withLock { t in defer { t = nil }; return t }
-        running?.cancel()
-        await running?.value
+        streaks[name]?.succeeded()
     }
 }
 

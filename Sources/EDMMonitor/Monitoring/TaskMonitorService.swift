@@ -101,7 +101,8 @@ public final class TaskMonitorService: TaskMonitorHooks, Sendable {
     private let settingsBox: Mutex<TaskMonitorSettings>
     private let lastProgress = Mutex<[UUID: (at: Date, sent: Int)]>([:])
     private let stuck = Mutex<[UUID: StuckTask]>([:])
-    private let failing = Mutex(false)
+    /// Failures of the hooks' writes and of detection cycles; sending never waits for them.
+    private let streak: FailureStreak
 
     public init(database: @escaping @Sendable () -> any Database, clock: any WallClock, heartbeat: SchedulerHeartbeat, store: MetricStore, settings: TaskMonitorSettings = .init(), logger: Logger = Logger(label: "edm.task-monitor")) {
         self.database = database
@@ -110,6 +111,7 @@ public final class TaskMonitorService: TaskMonitorHooks, Sendable {
         self.heartbeat = heartbeat
         self.settingsBox = Mutex(settings)
         self.logger = logger
+        self.streak = FailureStreak(subject: "task monitoring (sending is not affected)", logger: logger)
     }
 
     /// The settings in force.
@@ -173,20 +175,6 @@ public final class TaskMonitorService: TaskMonitorHooks, Sendable {
     }
 
     // MARK: - Cycle
-
-    /// Runs detection cycles until cancelled, every ``TaskMonitorSettings/detectionIntervalSeconds``.
-    public func run() async {
-        while !Task.isCancelled {
-            let started = ContinuousClock.now
-            do {
-                _ = try await runOnce()
-                recovered()
-            } catch {
-                failed(error, doing: "task monitoring cycle")
-            }
-            await sleepUntilDue(since: started) { max(1, self.settings.detectionIntervalSeconds) }
-        }
-    }
 
     /// One cycle: detect stuck tasks, then write the derived series. Returns the stuck tasks;
     /// none, doing nothing, while task monitoring is disabled.
@@ -382,12 +370,10 @@ public final class TaskMonitorService: TaskMonitorHooks, Sendable {
     }
 
     private func failed(_ error: any Error, doing what: String) {
-        let first = failing.withLock { f in defer { f = true }; return !f }
-        if first { logger.error("task monitoring failed; sending is not affected", metadata: ["while": "\(what)", "error": "\(String(reflecting: error))"]) }
+        streak.failed(error)
     }
 
     private func recovered() {
-        let was = failing.withLock { f in defer { f = false }; return f }
-        if was { logger.notice("task monitoring recovered") }
+        streak.succeeded()
     }
 }

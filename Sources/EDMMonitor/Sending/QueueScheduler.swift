@@ -3,6 +3,7 @@ import FluentKit
 import Foundation
 import Logging
 import SQLKit
+import ServiceLifecycle
 import Synchronization
 
 /// Status values in this file's SQL are bound from the model enums, never written as literals.
@@ -91,7 +92,6 @@ public final class QueueScheduler: Sendable {
     let logger: Logger
     let heartbeat: SchedulerHeartbeat
     private let cache = Mutex<[UUID: CachedMailer]>([:])
-    private let failureStreak = Mutex(0)
     /// Compiled templates by task: parsing three Mustache templates per message would put the
     /// parser on the hot path. Task templates never change after creation.
     private let templates = Mutex<[UUID: MessageTemplates]>([:])
@@ -126,32 +126,15 @@ public final class QueueScheduler: Sendable {
         self.logger = logger
     }
 
-    /// Runs cycles until the task is cancelled. A failing cycle (database unreachable) is logged
-    /// once per failure streak and retried after the idle delay; nothing is marked failed for it.
-    public func run() async {
-        logger.info("scheduler started", metadata: ["instance": "\(configuration.instanceID)"])
-        while !Task.isCancelled {
-            do {
-                let report = try await runOnce()
-                let streak = failureStreak.withLock { s in defer { s = 0 }; return s }
-                if streak > 0 { logger.notice("scheduler recovered", metadata: ["failed_cycles": "\(streak)"]) }
-                if report.dispatched == 0 { try? await Task.sleep(for: configuration.idleDelay) }
-            } catch {
-                let first = failureStreak.withLock { s in s += 1; return s == 1 }
-                if first { logger.error("scheduler cycle failed; retrying", metadata: ["error": "\(String(reflecting: error))"]) }
-                try? await Task.sleep(for: configuration.idleDelay)
-            }
-        }
-        await closeMailers()
-        logger.info("scheduler stopped")
-    }
-
     /// One cycle: housekeeping, then at most one message per dispatchable service.
     public func runOnce() async throws -> SchedulerCycleReport {
         var report = SchedulerCycleReport()
         let db = database()
         try await recordUnrecorded(on: db)
         try await housekeeping(db, report: &report)
+        // After SIGTERM/SIGINT (`serve`'s service group) a cycle claims nothing new; sends
+        // already claimed finish and record their outcome.
+        if Task.isShuttingDownGracefully { return report }
         let services = try await dispatchableServices(db)
         let outcomes = try await withThrowingTaskGroup(of: DispatchResult.self) { group in
             for service in services {

@@ -87,25 +87,6 @@ public final class AlertManagerService: Sendable {
     /// evaluator meta-alert read it).
     public var lastEvaluationError: String? { errorState.withLock { $0 } }
 
-    /// Runs evaluation and delivery loops until cancelled.
-    public func run() async {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                while !Task.isCancelled {
-                    let started = ContinuousClock.now
-                    _ = try? await self.evaluateOnceRecordingErrors()
-                    await sleepUntilDue(since: started) { max(1, self.settings.evaluationIntervalSeconds) }
-                }
-            }
-            group.addTask {
-                while !Task.isCancelled {
-                    _ = try? await self.deliverOnce()
-                    try? await Task.sleep(for: .seconds(max(1, self.settings.deliveryIntervalSeconds)))
-                }
-            }
-        }
-    }
-
     /// ``evaluateOnce()`` with the failure streak logged once and remembered.
     public func evaluateOnceRecordingErrors() async throws -> AlertEvaluationReport {
         do {

@@ -1,0 +1,231 @@
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// One long-running loop of `serve` (the scheduler, the task monitor, the system collectors,
+/// alert evaluation, notification delivery, metric retention, configuration reload), run by the
+/// one `ServiceGroup` that `serve` owns (``ServeCommand``).
+///
+/// Each cycle calls the service's plain `runOnce()`-style body, then waits until
+/// `interval()` seconds have passed since the cycle *started*. The interval is re-read at least
+/// once a second while waiting, so a run-time configuration change (a shorter interval) applies
+/// within a second. A body that reports more work (`true`) runs again at once.
+///
+/// Failures are logged by one ``FailureStreak``: "`name` failing: …" once when a streak starts,
+/// "`name` recovered after N failures" when it ends; the loop goes on either way.
+///
+/// Stopping: on graceful shutdown (SIGTERM/SIGINT through the group) the wait ends at once and
+/// the loop returns after the body in flight has finished. The body runs in its own task, so
+/// neither graceful shutdown nor the group's cancellation (after
+/// ``Settings/shutdownTimeoutSeconds``) reaches it: a send and the recording of its outcome are
+/// never cut half-way. Cancellation only stops the wait for a body that is late, so the process
+/// can still exit within the bound.
+public struct PeriodicService: Service {
+    /// Name used in the log ("scheduler", "task monitor"…).
+    public let name: String
+    let interval: @Sendable () -> Double
+    let body: @Sendable () async throws -> Bool
+    let onStop: (@Sendable () async -> Void)?
+    let streak: FailureStreak
+    let logger: Logger
+
+    /// A loop that runs `body` every `interval()` seconds (at least 1 ms; re-read each cycle).
+    /// - Parameters:
+    ///   - name: subject of the log lines.
+    ///   - interval: seconds between the starts of two cycles.
+    ///   - logger: where failures, recovery and the stop are logged.
+    ///   - onStop: awaited once after the last cycle (e.g. closing SMTP connections).
+    ///   - body: one cycle; a thrown error is logged by the failure streak.
+    public init(name: String, interval: @escaping @Sendable () -> Double, logger: Logger,
+                onStop: (@Sendable () async -> Void)? = nil, body: @escaping @Sendable () async throws -> Void) {
+        self.init(name, interval, logger, onStop, { try await body(); return false })
+    }
+
+    /// A loop whose body says whether it has more work: `true` runs the next cycle at once,
+    /// `false` waits out `interval()` seconds since the cycle started (the scheduler: send while
+    /// there is mail, pause when idle).
+    public static func whileBusy(name: String, interval: @escaping @Sendable () -> Double, logger: Logger,
+                                 onStop: (@Sendable () async -> Void)? = nil, moreWork body: @escaping @Sendable () async throws -> Bool) -> PeriodicService {
+        PeriodicService(name, interval, logger, onStop, body)
+    }
+
+    private init(_ name: String, _ interval: @escaping @Sendable () -> Double, _ logger: Logger,
+                 _ onStop: (@Sendable () async -> Void)?, _ body: @escaping @Sendable () async throws -> Bool) {
+        self.name = name
+        self.interval = interval
+        self.body = body
+        self.onStop = onStop
+        self.logger = logger
+        self.streak = FailureStreak(subject: name, logger: logger)
+    }
+
+    /// Runs cycles until graceful shutdown or cancellation, then awaits `onStop`.
+    public func run() async throws {
+        let stop = LoopStopSignal()
+        await withGracefulShutdownHandler {
+            while !stop.isRaised && !Task.isCancelled {
+                let started = ContinuousClock.now
+                let more = await cycle()
+                if stop.isRaised || Task.isCancelled { break }
+                if !more { await stop.wait(until: started, interval: interval) }
+            }
+        } onGracefulShutdown: {
+            stop.raise()
+        }
+        await onStop?()
+        logger.info("\(name) stopped")
+    }
+
+    /// One cycle, shielded from cancellation: the body runs in an unstructured task whose result
+    /// is awaited; when the loop's task is cancelled (the group's shutdown bound has passed) the
+    /// wait ends at once but the body is left to finish on its own.
+    /// - Returns: whether the body reported more work; `false` after a failure or when the wait
+    ///   was abandoned.
+    func cycle() async -> Bool {
+        let body = self.body
+        let task = Task { try await body() }
+        let waiter = OnceContinuation<Result<Bool, any Error>?>()
+        let outcome = await withTaskCancellationHandler {
+            await waiter.wait {
+                Task { waiter.resume(with: await task.result) }
+            }
+        } onCancel: {
+            // Not forwarded to `task`: the body finishes what it started.
+            waiter.resume(with: nil)
+        }
+        switch outcome {
+        case .success(let more)?:
+            streak.succeeded()
+            return more
+        case .failure(let error)?:
+            streak.failed(error)
+            return false
+        case nil:
+            logger.warning("\(name): stopped waiting for the cycle in flight (shutdown bound passed); it goes on until the process exits")
+            return false
+        }
+    }
+}
+
+/// A continuation resumed by whichever comes first; later resumes are ignored.
+final class OnceContinuation<T: Sendable>: Sendable {
+    private let state = Mutex<(continuation: CheckedContinuation<T, Never>?, early: T?, done: Bool)>((nil, nil, false))
+
+    /// Suspends until ``resume(with:)``; `start` runs once the continuation is in place.
+    func wait(_ start: () -> Void) async -> T {
+        await withCheckedContinuation { continuation in
+            let early = state.withLock { s -> T? in
+                if s.done { return s.early }
+                s.continuation = continuation
+                return nil
+            }
+            if let early { continuation.resume(returning: early); return }
+            start()
+        }
+    }
+
+    /// Resumes the waiter with `value` unless it was resumed already.
+    func resume(with value: T) {
+        let continuation = state.withLock { s -> CheckedContinuation<T, Never>? in
+            if s.done { return nil }
+            s.done = true
+            if s.continuation == nil { s.early = value }
+            defer { s.continuation = nil }
+            return s.continuation
+        }
+        continuation?.resume(returning: value)
+    }
+}
+
+/// Logs a failure streak once at each end: "`subject` failing: error" (error level) on the first
+/// failure, "`subject` recovered after N failures" (notice) on the first success after it.
+/// Used by ``PeriodicService`` for whole cycles and by monitors for their single writes.
+public final class FailureStreak: Sendable {
+    /// What is failing, e.g. "scheduler" or "metric collector".
+    public let subject: String
+    let logger: Logger
+    let level: Logger.Level
+    let metadata: Logger.Metadata
+    private let state = Mutex<(count: Int, last: String?)>((0, nil))
+
+    /// - Parameters:
+    ///   - subject: the first words of both log lines.
+    ///   - level: level of the "failing" line (the "recovered" line is notice, or info when
+    ///     `level` is below warning).
+    ///   - metadata: added to both lines (e.g. the collector's name).
+    public init(subject: String, logger: Logger, level: Logger.Level = .error, metadata: Logger.Metadata = [:]) {
+        self.subject = subject
+        self.logger = logger
+        self.level = level
+        self.metadata = metadata
+    }
+
+    /// Failures in the current streak; 0 after a success.
+    public var count: Int { state.withLock { $0.count } }
+
+    /// The last failure's text while a streak lasts, else `nil`.
+    public var lastError: String? { state.withLock { $0.last } }
+
+    /// Records a failure; logs it when it starts a streak.
+    public func failed(_ error: any Error) {
+        let text = DatabaseErrorText.describe(error)
+        let first = state.withLock { s in s.count += 1; s.last = text; return s.count == 1 }
+        if first {
+            logger.log(level: level, "\(subject) failing: \(text)", metadata: metadata.merging(["error": "\(String(reflecting: error))"]) { a, _ in a })
+        }
+    }
+
+    /// Records a success; logs the end of a streak.
+    public func succeeded() {
+        let ended = state.withLock { s in defer { s = (0, nil) }; return s.count }
+        if ended > 0 {
+            logger.log(level: level >= .warning ? .notice : .info, "\(subject) recovered after \(ended) failure\(ended == 1 ? "" : "s")", metadata: metadata)
+        }
+    }
+}
+
+/// Raised once on graceful shutdown; wakes a loop waiting for its next cycle.
+final class LoopStopSignal: Sendable {
+    private let state = Mutex<(raised: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
+
+    var isRaised: Bool { state.withLock { $0.raised } }
+
+    func raise() {
+        let waiter = state.withLock { s in defer { s = (true, nil) }; return s.waiter }
+        waiter?.resume()
+    }
+
+    /// Waits until `interval()` seconds after `start`, re-reading `interval` at least once a
+    /// second; returns early when the signal is raised or the task is cancelled.
+    func wait(until start: ContinuousClock.Instant, interval: () -> Double) async {
+        while !isRaised && !Task.isCancelled {
+            let remaining = start.advanced(by: .seconds(max(0.001, interval()))) - ContinuousClock.now
+            guard remaining > .zero else { return }
+            await sleep(for: min(remaining, .seconds(1)))
+        }
+    }
+
+    /// Sleeps for `duration`, or less when the signal is raised or the task cancelled.
+    private func sleep(for duration: Duration) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await Task.sleep(for: duration) }
+            group.addTask {
+                await withTaskCancellationHandler {
+                    await withCheckedContinuation { continuation in
+                        let resumeNow = self.state.withLock { s -> Bool in
+                            if s.raised || Task.isCancelled { return true }
+                            s.waiter = continuation
+                            return false
+                        }
+                        if resumeNow { continuation.resume() }
+                    }
+                } onCancel: {
+                    let waiter = self.state.withLock { s in defer { s.waiter = nil }; return s.waiter }
+                    waiter?.resume()
+                }
+            }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+}

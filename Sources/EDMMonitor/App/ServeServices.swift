@@ -1,0 +1,82 @@
+import Logging
+import ServiceLifecycle
+import Vapor
+
+/// Vapor's HTTP server as a service of `serve`'s `ServiceGroup`: binds the address `configure`
+/// set, serves until graceful shutdown (or cancellation), then stops accepting and closes its
+/// connections. Vapor 4.122 has no service of its own; its `serve` command would install its
+/// own signal handlers, which the group owns here.
+struct HTTPServerService: Service {
+    let app: Application
+
+    /// - Throws: the server's error when it cannot bind (e.g. "Address already in use").
+    func run() async throws {
+        try await app.server.start(address: nil)
+        // Returns on graceful shutdown; throws CancellationError on cancellation: stop either way.
+        try? await gracefulShutdown()
+        await app.server.shutdown()
+    }
+}
+
+/// The loops `serve` runs, in start order (the group stops them in reverse order). The
+/// scheduler is always there; the monitors only with monitoring on (`EDM_MONITORING`).
+///
+/// - scheduler: `QueueScheduler.runOnce()`, again at once after a cycle that sent, else after
+///   `idleDelay`; after the shutdown signal a cycle claims nothing new (``QueueScheduler``).
+/// - task monitor: `TaskMonitorService.runOnce()` every `detectionIntervalSeconds`.
+/// - system monitor: `SystemMonitorService.cycle()` every `interval` seconds.
+/// - alert evaluation: `AlertManagerService.evaluateOnceRecordingErrors()` every
+///   `evaluationIntervalSeconds` (it logs its own failure streak, which health reads).
+/// - notification delivery: `AlertManagerService.deliverOnce()` every `deliveryIntervalSeconds`.
+/// - metric retention: `MetricStore.cleanup(on:)` every `cleanupInterval` seconds.
+/// - configuration reload: `MonitoringService.reload()` every `reloadIntervalSeconds`.
+///
+/// Every interval is read again each cycle, so a run-time configuration change applies.
+func backgroundServices(_ app: Application, services: AppServices, settings: Settings) -> [PeriodicService] {
+    let scheduler = services.scheduler
+    let schedulerLogger = Logger(label: "edm.scheduler")
+    var loops = [
+        PeriodicService.whileBusy(
+            name: "scheduler", interval: { scheduler.configuration.idleDelay.inSeconds }, logger: schedulerLogger,
+            onStop: { await scheduler.closeMailers() },
+            moreWork: { try await scheduler.runOnce().dispatched > 0 }
+        ),
+    ]
+    guard settings.monitoringEnabled else { return loops }
+    let taskMonitor = services.taskMonitor, alerting = services.alerting, monitoring = services.monitoring
+    let systemMonitor = services.systemMonitor, store = services.metricStore
+    let retentionLogger = Logger(label: "edm.metrics.retention")
+    loops += [
+        PeriodicService(name: "task monitor", interval: { max(1, taskMonitor.settings.detectionIntervalSeconds) }, logger: Logger(label: "edm.task-monitor")) {
+            try await taskMonitor.runOnce()
+        },
+        PeriodicService(name: "system monitor", interval: { max(1, systemMonitor.interval) }, logger: Logger(label: "edm.system-monitor")) {
+            await systemMonitor.cycle()
+        },
+        PeriodicService(name: "alert evaluation", interval: { max(1, alerting.settings.evaluationIntervalSeconds) }, logger: Logger(label: "edm.alerting")) {
+            // Logged (once per streak) and remembered for health by the evaluator itself.
+            _ = try? await alerting.evaluateOnceRecordingErrors()
+        },
+        PeriodicService(name: "notification delivery", interval: { max(1, alerting.settings.deliveryIntervalSeconds) }, logger: Logger(label: "edm.alerting")) {
+            try await alerting.deliverOnce()
+        },
+        PeriodicService(name: "metric retention", interval: { max(1, store.configuration.cleanupInterval) }, logger: retentionLogger) { [weak app] in
+            guard let database = app?.db else { return }
+            let report = try await store.cleanup(on: database)
+            if report.raw + report.minute + report.hour > 0 {
+                retentionLogger.info("metric retention", metadata: ["raw": "\(report.raw)", "rollups_1m": "\(report.minute)", "rollups_1h": "\(report.hour)"])
+            }
+        },
+        PeriodicService(name: "monitoring configuration reload", interval: { MonitoringService.reloadIntervalSeconds }, logger: Logger(label: "edm.monitoring")) {
+            try await monitoring.reload()
+        },
+    ]
+    return loops
+}
+
+extension Duration {
+    /// The duration in seconds, with fractions.
+    var inSeconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
+    }
+}
