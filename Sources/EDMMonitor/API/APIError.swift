@@ -150,6 +150,8 @@ struct APIErrorMiddleware: AsyncMiddleware {
         switch error {
         case let error as APIError:
             return error
+        case let error as any DomainError:
+            return error.apiError
         case let error as DecodingError:
             return decodingError(error)
         case let error as any DatabaseError where error.isConstraintFailure:

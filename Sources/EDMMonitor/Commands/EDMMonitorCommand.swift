@@ -106,7 +106,22 @@ struct ServeCommand: AsyncParsableCommand {
             app.lifecycle.use(BackgroundLoop { await services.scheduler.run() })
             if settings.monitoringEnabled {
                 app.lifecycle.use(BackgroundLoop { await services.taskMonitor.run() })
-                app.lifecycle.use(BackgroundLoop { await services.alerting.run() })
+                // Placeholder loops until the service group (H1) runs evaluation and delivery.
+                app.lifecycle.use(BackgroundLoop {
+                    while !Task.isCancelled {
+                        let started = ContinuousClock.now
+                        _ = try? await services.alerting.evaluateOnceRecordingErrors()
+                        await sleepUntilDue(since: started) { max(1, services.alerting.settings.evaluationIntervalSeconds) }
+                    }
+                })
+                app.lifecycle.use(BackgroundLoop {
+                    while !Task.isCancelled {
+                        do { try await services.alerting.deliverOnce() } catch {
+                            logger.warning("notification delivery pass failed", metadata: ["error": "\(DatabaseErrorText.describe(error))"])
+                        }
+                        try? await Task.sleep(for: .seconds(max(1, services.alerting.settings.deliveryIntervalSeconds)))
+                    }
+                })
                 app.lifecycle.use(BackgroundLoop { await services.monitoring.run() })
                 app.lifecycle.use(MetricRetentionLifecycle(store: app.metricStore))
                 app.lifecycle.use(SystemMonitorLifecycle(service: app.systemMonitor))
