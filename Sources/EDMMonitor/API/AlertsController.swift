@@ -98,8 +98,10 @@ struct AlertsController: RouteCollection {
     }
 
     @Sendable func updateRule(_ req: Request) async throws -> RuleDTO {
-        let id = try req.uuidParameter("id", resource: "alert rule")
-        return try RuleDTO(try await rules(req).update(id, with: try req.content.decode([String: JSONValue].self)))
+        // An unknown id is 404 whatever the body (looked up before the body is read).
+        let service = rules(req)
+        let rule = try await service.rule(try req.uuidParameter("id", resource: "alert rule"))
+        return try RuleDTO(try await service.update(rule, with: try req.content.decode([String: JSONValue].self)))
     }
 
     @Sendable func deleteRule(_ req: Request) async throws -> HTTPStatus {

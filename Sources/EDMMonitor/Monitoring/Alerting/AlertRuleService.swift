@@ -254,10 +254,9 @@ struct AlertRuleService: Sendable {
         return rule
     }
 
-    /// Changes the fields of rule `id` named in `body` (PUT and PATCH alike).
-    /// - Throws: ``AlertRuleServiceError/ruleNotFound(_:)``, ``AlertRuleServiceError/invalid(_:)``, ``AlertRuleServiceError/nameTaken(_:)``.
-    func update(_ id: UUID, with body: [String: JSONValue]) async throws -> AlertRule {
-        let rule = try await rule(id)
+    /// Changes the fields of `rule` (from ``rule(_:)``) named in `body` (PUT and PATCH alike).
+    /// - Throws: ``AlertRuleServiceError/invalid(_:)``, ``AlertRuleServiceError/nameTaken(_:)``.
+    func update(_ rule: AlertRule, with body: [String: JSONValue]) async throws -> AlertRule {
         try Self.apply(body, to: rule, creating: false, outbound: outbound)
         try await ensureUniqueName(rule)
         rule.updatedAt = clock.now()
