@@ -68,28 +68,18 @@ struct JSONPoster: Sendable {
     }
 }
 
-/// Alertmanager webhook v4 payload (one alert, grouped by `alertname`) to the channel's URL.
+/// The Alertmanager webhook v4 payload (one alert, grouped by `alertname`) to the channel's
+/// URL: as it is for `webhook` channels, as a Slack incoming-webhook message for `slack` ones.
 struct WebhookNotificationSender: NotificationSender {
     let poster: JSONPoster
+    /// Send the Slack message built from the payload instead of the payload itself.
+    let slack: Bool
 
     func send(_ alert: OutgoingAlert, kind: AlertNotificationKind, via channel: AlertChannel, context: NotificationContext) async -> Result<Void, DeliveryError> {
         do {
             let payload = try AlertmanagerWebhookPayload.make(alerts: [alert], receiver: channel.receiver, groupBy: ["alertname"], externalURL: context.externalURL, now: context.now)
-            return await poster.post(try payload.jsonData(), to: channel.url ?? "")
-        } catch {
-            return .failure(DeliveryError("\(error)"))
-        }
-    }
-}
-
-/// A Slack incoming-webhook message built from the webhook payload.
-struct SlackNotificationSender: NotificationSender {
-    let poster: JSONPoster
-
-    func send(_ alert: OutgoingAlert, kind: AlertNotificationKind, via channel: AlertChannel, context: NotificationContext) async -> Result<Void, DeliveryError> {
-        do {
-            let payload = try AlertmanagerWebhookPayload.make(alerts: [alert], receiver: channel.receiver, groupBy: ["alertname"], externalURL: context.externalURL, now: context.now)
-            return await poster.post(try JSONEncoder().encode(SlackWebhookMessage(payload: payload)), to: channel.url ?? "")
+            let body = slack ? try JSONEncoder().encode(SlackWebhookMessage(payload: payload)) : try payload.jsonData()
+            return await poster.post(body, to: channel.url ?? "")
         } catch {
             return .failure(DeliveryError("\(error)"))
         }
@@ -147,8 +137,8 @@ struct NotificationSenders: Sendable {
         let poster = JSONPoster(httpClient: httpClient, outbound: outbound)
         senders = [
             .log: LogNotificationSender(logger: logger),
-            .webhook: WebhookNotificationSender(poster: poster),
-            .slack: SlackNotificationSender(poster: poster),
+            .webhook: WebhookNotificationSender(poster: poster, slack: false),
+            .slack: WebhookNotificationSender(poster: poster, slack: true),
             .alertmanager: AlertmanagerNotificationSender(poster: poster),
             .email: EmailNotificationSender(database: database, mailers: mailers),
         ]
