@@ -19,7 +19,7 @@ struct SchemaTests {
         "alert_rules": ["id", "name", "description", "metric_name", "condition_type", "threshold_value", "comparison_operator", "time_window_minutes", "severity", "notification_channels", "is_active", "tag_matchers", "aggregation", "for_minutes", "resolve_threshold", "keep_firing_minutes", "repeat_interval_minutes", "no_data", "labels", "summary_template", "description_template", "created_at", "updated_at"],
         "alert_histories": ["id", "rule_id", "triggered_at", "resolved_at", "status", "trigger_value", "message", "metadata", "fingerprint", "tags", "last_value", "acknowledged_by", "acknowledged_at", "created_at", "updated_at"],
         "alert_instances": ["rule_id", "fingerprint", "tags", "state", "history_id", "last_value", "updated_at"],
-        "alert_notifications": ["id", "history_id", "channel", "kind", "alert", "status", "attempts", "next_attempt_at", "last_error", "delivered_at", "created_at"],
+        "alert_notifications": ["id", "history_id", "channel", "kind", "alert", "status", "attempts", "next_attempt_at", "last_error", "delivered_at", "created_at", "claimed_by", "claimed_until"],
         "service_reservations": ["service_id", "reserved_by", "subtask_id", "reserved_at", "expires_at"],
     ]
 

@@ -1,7 +1,6 @@
 import EDMMonitorCore
 import FluentKit
 import Foundation
-import Mustache
 import SQLKit
 import Vapor
 
@@ -25,31 +24,10 @@ struct AlertsController: RouteCollection {
 
     // MARK: - Rules
 
-    /// Create and update body (snake_case, as stored); on update absent fields keep their value.
-    struct RuleBody: Content {
-        var name: String?
-        var description: String?
-        var metric_name: String?
-        var condition_type: String?
-        var threshold_value: Double?
-        var comparison_operator: String?
-        var time_window_minutes: Int?
-        var severity: String?
-        var notification_channels: [JSONValue]?
-        var is_active: Bool?
-        var tag_matchers: [TagMatcherBody]?
-        var aggregation: String?
-        var for_minutes: Double?
-        var resolve_threshold: Double?
-        var keep_firing_minutes: Double?
-        var repeat_interval_minutes: Double?
-        var no_data: String?
-        var labels: [String: String]?
-        var summary_template: String?
-        var description_template: String?
+    /// The rule service for this request (its database, the injected clock and outbound policy).
+    func rules(_ req: Request) -> AlertRuleService {
+        AlertRuleService(database: req.db, clock: req.edm.clock, outbound: req.edm.outbound, externalURL: req.edm.alerting.settings.externalURL)
     }
-
-    struct TagMatcherBody: Content { var key: String; var op: String?; var value: String }
 
     struct RuleDTO: Content {
         var id: UUID
@@ -104,128 +82,9 @@ struct AlertsController: RouteCollection {
         }
     }
 
-    /// Validates `body` and applies it to `rule`; lists every bad field (400).
-    static func apply(_ body: RuleBody, to rule: AlertRule, creating: Bool, outbound: OutboundPolicy) throws {
-        var details: [APIErrorDetail] = []
-        func required<T>(_ value: T?, _ field: String) -> T? {
-            if value == nil && creating { details.append(.init(field: field, reason: "is required")) }
-            return value
-        }
-        if let name = required(body.name, "name") {
-            let trimmed = name.trimmingCharacters(in: .whitespacesAndNewlines)
-            if trimmed.isEmpty || trimmed.count > 200 { details.append(.init(field: "name", reason: "must be 1 to 200 characters")) }
-            rule.name = trimmed
-        }
-        if let description = body.description { rule.ruleDescription = description.isEmpty ? nil : description }
-        if let metric = required(body.metric_name, "metric_name") {
-            if !PrometheusName.isValidMetricName(metric) || metric.count > 100 { details.append(.init(field: "metric_name", reason: "must match [a-zA-Z_:][a-zA-Z0-9_:]* (at most 100 characters)")) }
-            rule.metricName = metric
-        }
-        if let raw = required(body.condition_type, "condition_type") {
-            if let type = AlertRule.ConditionType(rawValue: raw) { rule.conditionType = type } else {
-                details.append(.init(field: "condition_type", reason: "must be one of threshold, rate, absence"))
-            }
-        }
-        if let raw = body.comparison_operator {
-            if let op = try? AlertComparisonOperator(parsing: raw) { rule.comparisonOperator = op } else {
-                details.append(.init(field: "comparison_operator", reason: "must be one of > < >= <= = !="))
-            }
-        }
-        if let threshold = body.threshold_value {
-            if !threshold.isFinite { details.append(.init(field: "threshold_value", reason: "must be a finite number")) }
-            rule.thresholdValue = threshold
-        }
-        if let window = required(body.time_window_minutes, "time_window_minutes") {
-            if window <= 0 || window > 10_080 { details.append(.init(field: "time_window_minutes", reason: "must be from 1 to 10080 (7 days)")) }
-            rule.timeWindowMinutes = window
-        }
-        if let raw = required(body.severity, "severity") {
-            if let severity = AlertRule.Severity(rawValue: raw) { rule.severity = severity } else {
-                details.append(.init(field: "severity", reason: "must be one of info, warning, critical"))
-            }
-        }
-        if let channels = body.notification_channels {
-            for (i, value) in channels.enumerated() {
-                guard let data = try? JSONEncoder().encode(value), let channel = try? JSONDecoder().decode(AlertChannel.self, from: data) else {
-                    details.append(.init(field: "notification_channels[\(i)].type", reason: "must be one of " + AlertChannel.Kind.allCases.map(\.rawValue).joined(separator: ", ")))
-                    continue
-                }
-                for problem in channel.problems(outbound: outbound) { details.append(.init(field: "notification_channels[\(i)].\(problem.field)", reason: problem.reason)) }
-            }
-            rule.notificationChannels = channels
-        } else if creating {
-            rule.notificationChannels = [.object(["type": .string("log")])]
-        }
-        if let active = body.is_active { rule.isActive = active } else if creating { rule.isActive = true }
-        if let matchers = body.tag_matchers {
-            var parsed: [TagMatcher] = []
-            for (i, m) in matchers.enumerated() {
-                guard !m.key.isEmpty, PrometheusName.isValidLabelName(m.key) else { details.append(.init(field: "tag_matchers[\(i)].key", reason: "must be a label name")); continue }
-                guard let op = TagMatcher.Op(rawValue: m.op ?? "=") else { details.append(.init(field: "tag_matchers[\(i)].op", reason: "must be = or !=")); continue }
-                parsed.append(TagMatcher(key: m.key, op: op, value: m.value))
-            }
-            rule.tagMatchers = parsed
-        } else if creating { rule.tagMatchers = [] }
-        if let aggregation = body.aggregation {
-            if !["last", "avg", "min", "max", "sum", "count", "p95"].contains(aggregation) { details.append(.init(field: "aggregation", reason: "must be one of last, avg, min, max, sum, count, p95")) }
-            rule.aggregation = aggregation
-        } else if creating { rule.aggregation = "last" }
-        for (field, value) in [("for_minutes", body.for_minutes), ("keep_firing_minutes", body.keep_firing_minutes)] {
-            if let value, !value.isFinite || value < 0 { details.append(.init(field: field, reason: "must be ≥ 0")) }
-        }
-        rule.forMinutes = body.for_minutes ?? (creating ? 0 : rule.forMinutes)
-        rule.keepFiringMinutes = body.keep_firing_minutes ?? (creating ? 0 : rule.keepFiringMinutes)
-        if let repeatMinutes = body.repeat_interval_minutes {
-            if !repeatMinutes.isFinite || repeatMinutes <= 0 { details.append(.init(field: "repeat_interval_minutes", reason: "must be > 0")) }
-            rule.repeatIntervalMinutes = repeatMinutes
-        }
-        if let resolve = body.resolve_threshold { rule.resolveThreshold = resolve }
-        if let noData = body.no_data {
-            if AlertNoDataPolicy(rawValue: noData) == nil { details.append(.init(field: "no_data", reason: "must be one of ok, alerting, keep_last")) }
-            rule.noData = noData
-        } else if creating { rule.noData = "ok" }
-        if let labels = body.labels {
-            for key in labels.keys where !PrometheusName.isValidLabelName(key) { details.append(.init(field: "labels.\(key)", reason: "must be a label name")) }
-            rule.labels = labels
-        } else if creating { rule.labels = [:] }
-        for (field, template) in [("summary_template", body.summary_template), ("description_template", body.description_template)] {
-            guard let template else { continue }
-            do { _ = try MustacheTemplate(string: template) } catch let error as MustacheTemplate.ParserError {
-                details.append(.init(field: field, reason: "template does not parse: \(error.error) at line \(error.context.lineNumber), column \(error.context.columnNumber)"))
-            } catch { details.append(.init(field: field, reason: "template does not parse")) }
-        }
-        if let template = body.summary_template { rule.summaryTemplate = template.isEmpty ? nil : template }
-        if let template = body.description_template { rule.descriptionTemplate = template.isEmpty ? nil : template }
-
-        // Cross-field rules (the database checks the first one too).
-        if details.isEmpty, rule.conditionType != .absence {
-            if rule.thresholdValue == nil { details.append(.init(field: "threshold_value", reason: "is required for threshold and rate rules")) }
-            if rule.comparisonOperator == nil { details.append(.init(field: "comparison_operator", reason: "is required for threshold and rate rules")) }
-        }
-        if details.isEmpty {
-            do { _ = try AlertManagerService.parameters(of: rule) } catch {
-                details.append(.init(field: "resolve_threshold", reason: "\(error)"))
-            }
-        }
-        guard details.isEmpty else { throw APIError.validation("the alert rule is invalid", details) }
-    }
-
     @Sendable func createRule(_ req: Request) async throws -> Response {
-        let rule = AlertRule()
-        try Self.apply(try req.content.decode(RuleBody.self), to: rule, creating: true, outbound: req.edm.outbound)
-        try await Self.ensureUniqueName(rule, on: req.db)
-        rule.createdAt = req.edm.clock.now()
-        rule.updatedAt = rule.createdAt
-        try await rule.create(on: req.db)
+        let rule = try await rules(req).create(try req.content.decode([String: JSONValue].self))
         return try await RuleDTO(rule).encodeResponse(status: .created, for: req)
-    }
-
-    static func ensureUniqueName(_ rule: AlertRule, on db: any Database) async throws {
-        let query = AlertRule.query(on: db).filter(\.$name == rule.name)
-        if let id = rule.id { query.filter(\.$id != id) }
-        if try await query.first() != nil {
-            throw APIError(.conflict, .conflict, "an alert rule named \(rule.name) already exists", details: [.init(field: "name", reason: "already taken")])
-        }
     }
 
     @Sendable func listRules(_ req: Request) async throws -> Page<RuleDTO> {
@@ -234,65 +93,34 @@ struct AlertsController: RouteCollection {
         return Page(data: try rules.map(RuleDTO.init), page: page, total: total)
     }
 
-    @Sendable func getRule(_ req: Request) async throws -> RuleDTO { try RuleDTO(try await findRule(req)) }
+    @Sendable func getRule(_ req: Request) async throws -> RuleDTO {
+        try RuleDTO(try await rules(req).rule(try req.uuidParameter("id", resource: "alert rule")))
+    }
 
     @Sendable func updateRule(_ req: Request) async throws -> RuleDTO {
-        let rule = try await findRule(req)
-        try Self.apply(try req.content.decode(RuleBody.self), to: rule, creating: false, outbound: req.edm.outbound)
-        try await Self.ensureUniqueName(rule, on: req.db)
-        rule.updatedAt = req.edm.clock.now()
-        try await rule.save(on: req.db)
-        return try RuleDTO(rule)
+        // An unknown id is 404 whatever the body (looked up before the body is read).
+        let service = rules(req)
+        let rule = try await service.rule(try req.uuidParameter("id", resource: "alert rule"))
+        return try RuleDTO(try await service.update(rule, with: try req.content.decode([String: JSONValue].self)))
     }
 
     @Sendable func deleteRule(_ req: Request) async throws -> HTTPStatus {
-        try await findRule(req).delete(on: req.db)
+        try await rules(req).delete(try req.uuidParameter("id", resource: "alert rule"))
         return .noContent
     }
 
-    func findRule(_ req: Request) async throws -> AlertRule {
-        let id = try req.uuidParameter("id", resource: "alert rule")
-        guard let rule = try await AlertRule.find(id, on: req.db) else { throw APIError.notFound("no alert rule with id \(id)") }
-        return rule
-    }
-
     struct TestResult: Content {
-        struct Series: Content { var tags: [String: String]; var value: Double?; var condition_holds: Bool; var state_now: String; var would: String }
         var rule_id: UUID
         var evaluated_at: Date
-        var series: [Series]
+        var series: [AlertRuleTestSeries]
     }
 
     /// Evaluates the rule now against the stored data and reports, per series, the value and
     /// what would happen, changing nothing.
     @Sendable func testRule(_ req: Request) async throws -> TestResult {
-        let rule = try await findRule(req)
-        let ruleID = try rule.requireID()
-        let params = try AlertManagerService.parameters(of: rule)
-        let service = req.edm.alerting
-        let now = req.edm.clock.now()
-        let points = try await service.points(metric: rule.metricName, window: params.window, now: now, sql: req.db.sql)
-            .filter { point in rule.tagMatchers.allSatisfy { $0.matches(point.tags) } }
-        let instances = try await AlertInstanceRow.all(on: req.db.sql).filter { $0.rule_id == ruleID }
-        var groups: [[String: String]: [MetricSample]] = [:]
-        if case .absence = params.condition {
-            groups[Dictionary(rule.tagMatchers.filter { $0.op == .equal }.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })] = points.map(\.sample)
-        } else {
-            for point in points { groups[point.tags, default: []].append(point.sample) }
-        }
-        var series: [TestResult.Series] = []
-        for (tags, samples) in groups.sorted(by: { $0.key.description < $1.key.description }) {
-            let observation = params.observation(of: samples, at: now.timeIntervalSince1970)
-            let fingerprint = AlertManagerService.fingerprint(ruleID: ruleID, tags: tags)
-            let previous = instances.first { $0.fingerprint == fingerprint }?.decodedState ?? .inactive
-            let result = AlertStateMachine.evaluate(previous: previous, observation: observation, rule: params, now: now.timeIntervalSince1970)
-            let holds = AlertStateMachine.evaluate(previous: .inactive, observation: observation, rule: params, now: now.timeIntervalSince1970).state != .inactive
-            let would = result.events.map { event -> String in
-                switch event { case .firing: "fire"; case .reminder: "remind"; case .resolved: "resolve" }
-            }.joined(separator: ", ")
-            series.append(.init(tags: tags, value: observation.value, condition_holds: holds, state_now: previous.name, would: would.isEmpty ? "become \(result.state.name)" : would))
-        }
-        return TestResult(rule_id: ruleID, evaluated_at: now, series: series)
+        let id = try req.uuidParameter("id", resource: "alert rule")
+        let result = try await rules(req).testNow(id)
+        return TestResult(rule_id: id, evaluated_at: result.evaluatedAt, series: result.series)
     }
 
     // MARK: - Alerts
@@ -361,55 +189,26 @@ struct AlertsController: RouteCollection {
     }
 
     @Sendable func getAlert(_ req: Request) async throws -> AlertDTO {
-        let history = try await findAlert(req)
-        struct Row: Decodable { var channel: String; var kind: String; var status: String; var attempts: Int; var last_error: String?; var delivered_at: Date?; var created_at: Date }
-        let rows = try await req.db.sql.raw("SELECT channel, kind, status, attempts, last_error, delivered_at, created_at FROM alert_notifications WHERE history_id = \(bind: history.requireID()) ORDER BY created_at").all(decoding: Row.self)
-        let channelName: (String) -> String = { json in (try? JSONDecoder().decode(AlertChannel.self, from: Data(json.utf8)))?.receiver ?? "unknown" }
+        let history = try await rules(req).alert(try req.uuidParameter("id", resource: "alert"))
+        let rows = try await AlertNotificationStore(sql: req.db.sql).notifications(historyID: try history.requireID())
         return try AlertDTO(history, rule: try await AlertRule.find(history.$rule.id, on: req.db), notifications: rows.map {
-            .init(channel: channelName($0.channel), kind: $0.kind, status: $0.status, attempts: $0.attempts, last_error: $0.last_error, delivered_at: $0.delivered_at, created_at: $0.created_at)
+            .init(channel: AlertChannel(storedText: $0.channel)?.receiver ?? "unknown", kind: $0.kind, status: $0.status, attempts: $0.attempts,
+                  last_error: $0.last_error, delivered_at: $0.delivered_at, created_at: $0.created_at)
         })
     }
 
     struct ByBody: Content { var by: String? }
 
     @Sendable func acknowledge(_ req: Request) async throws -> AlertDTO {
-        let history = try await findAlert(req)
-        guard history.status == .active else { throw APIError(.conflict, .conflict, "only an active alert can be acknowledged; this one is \(history.status.rawValue)") }
+        let id = try req.uuidParameter("id", resource: "alert")
         let by = (try? req.content.decode(ByBody.self))?.by ?? "operator"
-        history.status = .acknowledged
-        history.acknowledgedBy = String(by.prefix(200))
-        history.acknowledgedAt = req.edm.clock.now()
-        history.updatedAt = history.acknowledgedAt
-        try await history.save(on: req.db)
+        let history = try await rules(req).acknowledge(id, by: by)
         return try AlertDTO(history, rule: try await AlertRule.find(history.$rule.id, on: req.db))
     }
 
-    /// Resolves an episode by hand: resolved now, its instance back to inactive (if the
-    /// condition still holds, a new episode starts after `for`), and a resolved notification.
+    /// Resolves an episode by hand (see ``AlertRuleService/resolve(_:)``).
     @Sendable func resolve(_ req: Request) async throws -> AlertDTO {
-        let history = try await findAlert(req)
-        guard history.status == .active || history.status == .acknowledged || history.status == .suppressed else {
-            throw APIError(.conflict, .conflict, "the alert is already \(history.status.rawValue)")
-        }
-        let now = req.edm.clock.now()
-        let rule = try await AlertRule.find(history.$rule.id, on: req.db)
-        try await req.db.transaction { tx in
-            history.status = .resolved
-            history.resolvedAt = max(now, history.triggeredAt)
-            history.updatedAt = now
-            try await history.save(on: tx)
-            try await tx.sql.raw("UPDATE alert_instances SET state = \(bind: #"{"inactive":{}}"#), history_id = NULL, updated_at = \(bind: now) WHERE history_id = \(bind: history.requireID())").run()
-            if let rule {
-                let alert = AlertManagerService.outgoing(rule: rule, tags: history.tags, value: history.lastValue, startsAt: history.triggeredAt, endsAt: history.resolvedAt, externalURL: req.edm.alerting.settings.externalURL)
-                try await req.edm.alerting.enqueue(.resolved, alert: alert, rule: rule, historyID: try history.requireID(), now: now, sql: tx.sql)
-            }
-        }
-        return try AlertDTO(history, rule: rule)
-    }
-
-    func findAlert(_ req: Request) async throws -> AlertHistory {
-        let id = try req.uuidParameter("id", resource: "alert")
-        guard let history = try await AlertHistory.find(id, on: req.db) else { throw APIError.notFound("no alert with id \(id)") }
-        return history
+        let history = try await rules(req).resolve(try req.uuidParameter("id", resource: "alert"))
+        return try AlertDTO(history, rule: try await AlertRule.find(history.$rule.id, on: req.db))
     }
 }

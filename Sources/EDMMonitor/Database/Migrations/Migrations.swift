@@ -23,5 +23,6 @@ enum AppMigrations {
         CreateMetricRollups1h(),
         CreateAPITokens(),
         CreateMonitoringConfig(),
+        AddClaimToAlertNotifications(),
     ]
 }

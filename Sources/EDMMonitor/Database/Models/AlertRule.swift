@@ -59,6 +59,9 @@ public final class AlertRule: Model, @unchecked Sendable {
         get { storedChannels.elements }
         set { storedChannels = JSONList(newValue) }
     }
+    /// The channels as typed values; entries that are not channels (validation refuses them)
+    /// are left out.
+    public var channels: [AlertChannel] { notificationChannels.compactMap(AlertChannel.init) }
     @Field(key: "is_active") public var isActive: Bool
     @Field(key: "tag_matchers") public var storedMatchers: JSONList<TagMatcher>
     /// Series tag matchers, all of which must hold.

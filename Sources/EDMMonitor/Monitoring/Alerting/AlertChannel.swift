@@ -34,6 +34,20 @@ public struct AlertChannel: Codable, Sendable, Hashable {
         self.sendResolved = sendResolved
     }
 
+    /// The channel stored as `value` (one entry of `alert_rules.notification_channels`), or
+    /// `nil` when it is not a channel (unknown `type`, wrong shapes). The one place channels are
+    /// decoded from rules; extra keys are ignored.
+    public init?(_ value: JSONValue) {
+        guard let data = try? JSONEncoder().encode(value), let channel = try? JSONDecoder().decode(AlertChannel.self, from: data) else { return nil }
+        self = channel
+    }
+
+    /// The channel stored as JSON text in the outbox (`alert_notifications.channel`), or `nil`.
+    init?(storedText: String) {
+        guard let channel = try? JSONDecoder().decode(AlertChannel.self, from: Data(storedText.utf8)) else { return nil }
+        self = channel
+    }
+
     /// The receiver name in payloads: `name`, else the type.
     public var receiver: String { name ?? type.rawValue }
 
