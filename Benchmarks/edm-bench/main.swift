@@ -280,3 +280,13 @@ default:
     note("usage: edm-bench query|evaluator|memory|serve-bare [--dir D] [--database-url URL] [options]; see the file's header")
     exit(2)
 }
+
+extension Application {
+    /// The container `configure` built (the benchmarks always configure first).
+    var edm: AppServices {
+        guard let services else { preconditionFailure("edm-bench: configure has not run") }
+        return services
+    }
+    var metricStore: MetricStore { edm.metricStore }
+    var systemMonitor: SystemMonitorService { edm.systemMonitor }
+}

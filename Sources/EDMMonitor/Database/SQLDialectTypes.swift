@@ -123,11 +123,6 @@ enum SQLDialectKind: Sendable {
         }
     }
 
-    /// The locking clause of a claim's sub-select: rows another transaction holds are skipped
-    /// instead of waited for. Empty on SQLite, whose single writer serialises claims anyway
-    /// (the claim's own `AND status = 'pending'` re-check keeps it exactly-once).
-    var forUpdateSkipLocked: String { self == .postgres ? "FOR UPDATE SKIP LOCKED" : "" }
-
     /// The smaller of two values: `LEAST(a, b)` on PostgreSQL, the two-argument scalar `min(a, b)`
     /// on SQLite (PostgreSQL's `min` is only an aggregate). `NULL` handling differs: PostgreSQL
     /// ignores a `NULL` argument, SQLite returns `NULL` — give non-null arguments.
