@@ -6,6 +6,13 @@ import Vapor
 
 /// Alert rules (`/api/monitoring/alert-rules`) and alerts (`/api/monitoring/alerts`).
 struct AlertsController: RouteCollection {
+    /// The clock of every time-based decision.
+    let clock: any WallClock
+    /// What webhook channels may reach.
+    let outbound: OutboundPolicy
+    /// The alerting service (its settings give the `externalURL` of payloads).
+    let alerting: AlertManagerService
+
     func boot(routes: any RoutesBuilder) throws {
         let rules = routes.grouped("api", "monitoring", "alert-rules")
         rules.post(use: createRule)
@@ -26,7 +33,7 @@ struct AlertsController: RouteCollection {
 
     /// The rule service for this request (its database, the injected clock and outbound policy).
     func rules(_ req: Request) -> AlertRuleService {
-        AlertRuleService(database: req.db, clock: req.edm.clock, outbound: req.edm.outbound, externalURL: req.edm.alerting.settings.externalURL)
+        AlertRuleService(database: req.db, clock: clock, outbound: outbound, externalURL: alerting.settings.externalURL)
     }
 
     struct RuleDTO: Content {

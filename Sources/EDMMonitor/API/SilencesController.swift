@@ -5,6 +5,9 @@ import Vapor
 
 /// `/api/monitoring/silences`: create, list and expire silences.
 struct SilencesController: RouteCollection {
+    /// The clock of every time-based decision.
+    let clock: any WallClock
+
     struct CreateBody: Content {
         struct MatcherBody: Content { var name: String; var op: String?; var value: String }
         var matchers: [MatcherBody]
@@ -45,7 +48,7 @@ struct SilencesController: RouteCollection {
 
     @Sendable func create(_ req: Request) async throws -> Response {
         let body = try req.content.decode(CreateBody.self)
-        let now = req.edm.clock.now()
+        let now = clock.now()
         var details: [APIErrorDetail] = []
         if body.matchers.isEmpty { details.append(.init(field: "matchers", reason: "at least one matcher is required (a silence must not mute everything by accident)")) }
         var matchers: [Silence.Matcher] = []
@@ -74,7 +77,7 @@ struct SilencesController: RouteCollection {
 
     @Sendable func list(_ req: Request) async throws -> Page<SilenceDTO> {
         let page = try PageRequest(from: req)
-        let now = req.edm.clock.now()
+        let now = clock.now()
         let query = Silence.query(on: req.db)
         switch req.query[String.self, at: "state"] {
         case nil: break
@@ -88,13 +91,13 @@ struct SilencesController: RouteCollection {
     }
 
     @Sendable func get(_ req: Request) async throws -> SilenceDTO {
-        try SilenceDTO(try await find(req), now: req.edm.clock.now())
+        try SilenceDTO(try await find(req), now: clock.now())
     }
 
     /// Ends the silence now; alerts it muted that still fire notify at the next evaluation.
     @Sendable func expire(_ req: Request) async throws -> SilenceDTO {
         let silence = try await find(req)
-        let now = req.edm.clock.now()
+        let now = clock.now()
         guard silence.endsAt > now else { throw APIError(.conflict, .conflict, "the silence has already expired") }
         if silence.startsAt >= now { silence.startsAt = now.addingTimeInterval(-0.001) }
         silence.endsAt = now

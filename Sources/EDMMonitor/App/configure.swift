@@ -103,9 +103,8 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     try app.register(collection: EmailServicesController(catalog: services.emailServices, clock: clock))
     try app.register(collection: TasksController(clock: clock, hooks: hooks))
     try app.register(collection: TaskMonitoringController(clock: clock, taskMonitor: taskMonitor))
-    // These two still reach the container through `req.edm` (LegacyServiceAccess.swift).
-    try app.register(collection: AlertsController())
-    try app.register(collection: SilencesController())
+    try app.register(collection: AlertsController(clock: clock, outbound: services.outbound, alerting: services.alerting))
+    try app.register(collection: SilencesController(clock: clock))
     try app.register(collection: PerformanceMetricsController(clock: clock, store: metricStore, systemMonitor: systemMonitor))
     try app.register(collection: PrometheusMetricsController(
         apiMetrics: apiMetrics, systemMonitor: systemMonitor, alerting: alerting, registry: services.prometheusRegistry
