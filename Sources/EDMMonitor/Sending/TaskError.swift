@@ -52,8 +52,11 @@ public enum TaskError: DomainError, Equatable {
         }
     }
 
+    /// 1 for bad data (a recipient row of the file or list is invalid or duplicated: the
+    /// command line was fine), 2 when only values the command line gave are wrong.
     public var exitStatus: Int32 {
-        if case .invalid = self { return 2 }
-        return 1
+        guard case .invalid(_, let details) = self else { return 1 }
+        let aboutRecipients = details.contains { $0.field == "recipients" || $0.field.hasPrefix("row ") || $0.field.hasPrefix("recipients[") }
+        return aboutRecipients ? 1 : 2
     }
 }
