@@ -134,6 +134,40 @@ struct AlertOutboxTests {
         try await receiver.stop()
     }
 
+    @Test("a delivery cut short by cancellation (serve's graceful shutdown) gives its notification back: pending, no attempt spent, unclaimed", arguments: TestDatabase.enabled)
+    func cancelledDeliveryGivesBack(_ db: TestDatabase) async throws {
+        let receiver = try await SlowReceiver(delay: .seconds(120))
+        let clock = ManualClock()
+        do {
+            try await withApp(db, clock: clock) { app, _ in
+                try await AlertRule.query(on: app.db).set(\.$isActive, to: false).update()
+                _ = try await AlertingTests.createRule(app, [
+                    "name": "Hanging", "metric_name": "edm_test_hang", "condition_type": "threshold",
+                    "comparison_operator": ">", "threshold_value": 10, "time_window_minutes": 1, "severity": "warning",
+                    "notification_channels": [["type": "webhook", "url": .string(receiver.url)]],
+                ])
+                try await AlertingTests.point(app, "edm_test_hang", 20, at: clock.now())
+                #expect(try await app.edm.alerting.evaluateOnce().firing == 1)
+                let delivery = Task { try await app.edm.alerting.deliverOnce() }
+                // Bounded wait until the POST has reached the receiver, which then hangs.
+                for _ in 0..<600 where receiver.log.entries.withLock({ $0.isEmpty }) { try await Task.sleep(for: .milliseconds(50)) }
+                #expect(receiver.log.entries.withLock { $0.count } == 1, "the POST never reached the receiver")
+                delivery.cancel()
+                #expect(try await delivery.value == 0)
+                struct Row: Decodable { var status: String; var attempts: Int; var claimed_by: String? }
+                let rows = try await app.sql.raw("SELECT status, attempts, claimed_by FROM alert_notifications").all(decoding: Row.self)
+                #expect(rows.count == 1)
+                #expect(rows.first?.status == AlertNotificationStatus.pending.rawValue)
+                #expect(rows.first?.attempts == 0)
+                #expect(rows.first?.claimed_by == nil)
+            }
+        } catch {
+            try? await receiver.stop()
+            throw error
+        }
+        try await receiver.stop()
+    }
+
     @Test("a claimed notification is not claimed again until its lease lapses; a lost claim records nothing; a newer one waits for the older", arguments: TestDatabase.enabled)
     func claims(_ db: TestDatabase) async throws {
         let clock = ManualClock()

@@ -48,6 +48,31 @@ struct LifecycleTests {
         #expect(ContinuousClock.now - started < .seconds(60), "the loop waited out its interval")
     }
 
+    @Test("a loop made to cancel its cycle on shutdown (notification delivery) cancels the body in flight at once")
+    func gracefulStopCancelsACancellableCycle() async throws {
+        let probe = BodyProbe()
+        let loop = PeriodicService(name: "probe", interval: { 3600 }, logger: Logger(label: "test.probe"), cancelsCycleOnShutdown: true) {
+            probe.state.withLock { $0.started += 1 }
+            do {
+                try await Task.sleep(for: .seconds(120))
+                probe.state.withLock { $0.finished += 1 }
+            } catch {
+                probe.state.withLock { $0.cancelled += 1 }
+            }
+        }
+        let group = ServiceGroup(configuration: .init(services: [loop], logger: Logger(label: "test.group")))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            while probe.state.withLock({ $0.started }) == 0 { try await Task.sleep(for: .milliseconds(10)) }
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+        let state = probe.state.withLock { $0 }
+        #expect(state.started == 1)
+        #expect(state.cancelled == 1, "the body in flight was not cancelled")
+        #expect(state.finished == 0)
+    }
+
     @Test("cancellation (the shutdown bound passed) stops waiting for a late body but does not cancel it")
     func cancellationDoesNotReachTheBody() async throws {
         let probe = BodyProbe()
@@ -174,22 +199,47 @@ struct LifecycleTests {
         }
     }
 
-    @Test("SIGTERM mid-campaign: serve exits 0 within the bound; every subtask is sent or pending, and sent equals what the SMTP peer received")
-    func sigtermMidCampaign() async throws {
-        // The peer records each message, then waits before its 250: at SIGTERM a send is in flight.
-        let smtp = try SMTPTestServer(["--data-delay", "0.3"])
-        let db = try CLIDatabase()
-        defer { db.remove() }
+    /// A user, two SMTP services on `smtpPort` and a 300-recipient task, made through the CLI.
+    static func createCampaign(in db: CLIDatabase, smtpPort: Int) throws {
         let userID = try db.run(["user", "add", "--name", "Ann", "--email", "ann@example.com"])
         for name in ["relay-a", "relay-b"] {
             try db.run(["service", "add", "--name", name, "--provider", "smtp", "--sender", "news@example.com", "--daily-quota", "10000",
-                        "--smtp-host", "127.0.0.1", "--smtp-port", "\(smtp.port)", "--smtp-security", "none"])
+                        "--smtp-host", "127.0.0.1", "--smtp-port", "\(smtpPort)", "--smtp-security", "none"])
         }
         let csv = db.folder.appendingPathComponent("recipients.csv")
         try ("email,name\n" + (0..<300).map { "r\($0)@example.com,R \($0)" }.joined(separator: "\n") + "\n").write(to: csv, atomically: true, encoding: .utf8)
         let body = db.folder.appendingPathComponent("body.txt")
         try "Hello {{name}}".write(to: body, atomically: true, encoding: .utf8)
         try db.run(["task", "create", "--user-id", userID, "--name", "spring", "--csv", csv.path, "--subject", "Hi", "--body-file", body.path])
+    }
+
+    @Test("SIGTERM while a send hangs past the bound: serve says so and exits 0 at the bound, without tearing down what the send uses")
+    func sigtermWithAHangingSend() async throws {
+        // The peer waits 60 s before its 250: the send in flight outlives a 1 s bound.
+        let smtp = try SMTPTestServer(["--data-delay", "60"])
+        let db = try CLIDatabase()
+        defer { db.remove() }
+        try Self.createCampaign(in: db, smtpPort: smtp.port)
+        let server = try await ServedEDMMonitor(db.arguments, environment: ["EDM_SHUTDOWN_TIMEOUT_SECONDS": "1"])
+        for _ in 0..<400 where try smtp.messages().isEmpty { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(try !smtp.messages().isEmpty, "no send started: \(server.process.stderr)")
+        let signalled = Date()
+        server.process.signal(SIGTERM)
+        let status = server.process.wait(timeout: 30)
+        let took = Date().timeIntervalSince(signalled)
+        if status == nil { server.process.signal(SIGKILL) }
+        #expect(status == 0, "\(server.process.stderr.suffix(3000))")
+        #expect(took < 10, "serve took \(took) s to stop with a 1 s bound")
+        #expect(server.process.stderr.contains("still running after the shutdown bound"), "\(server.process.stderr.suffix(3000))")
+    }
+
+    @Test("SIGTERM mid-campaign: serve exits 0 within the bound; every subtask is sent or pending, and sent equals what the SMTP peer received")
+    func sigtermMidCampaign() async throws {
+        // The peer records each message, then waits before its 250: at SIGTERM a send is in flight.
+        let smtp = try SMTPTestServer(["--data-delay", "0.3"])
+        let db = try CLIDatabase()
+        defer { db.remove() }
+        try Self.createCampaign(in: db, smtpPort: smtp.port)
 
         let server = try await ServedEDMMonitor(db.arguments, environment: ["EDM_SHUTDOWN_TIMEOUT_SECONDS": "10"])
         for _ in 0..<400 where try smtp.messages().count < 6 { try await Task.sleep(for: .milliseconds(50)) }

@@ -19,15 +19,29 @@ import Synchronization
 /// neither graceful shutdown nor the group's cancellation (after
 /// ``Settings/shutdownTimeoutSeconds``) reaches it: a send and the recording of its outcome are
 /// never cut half-way. Cancellation only stops the wait for a body that is late, so the process
-/// can still exit within the bound.
+/// can still exit within the bound; such a cycle is counted in ``abandonedCycles`` and `serve`
+/// then exits without tearing down what the cycle still uses (``exitLeavingAbandonedCycles(_:)``).
+///
+/// A loop whose body only waits on the network and can give its work back (notification
+/// delivery: a claimed notification is released and sent again later) is made with
+/// `cancelsCycleOnShutdown: true`: graceful shutdown cancels its body at once, so a receiver that
+/// hangs for the whole HTTP timeout never holds the process past the bound.
 public struct PeriodicService: Service {
     /// Name used in the log ("scheduler", "task monitor"…).
     public let name: String
     let interval: @Sendable () -> Double
     let body: @Sendable () async throws -> Bool
     let onStop: (@Sendable () async -> Void)?
+    let cancelsCycleOnShutdown: Bool
     let streak: FailureStreak
     let logger: Logger
+    private let inFlight = InFlightCycle()
+
+    /// Cycles of every loop in this process that were still running when their loop stopped
+    /// waiting for them (the shutdown bound passed). Non-zero means work is running that the
+    /// application's shutdown would pull resources from under.
+    public static var abandonedCycles: Int { abandoned.load(ordering: .relaxed) }
+    private static let abandoned = Atomic<Int>(0)
 
     /// A loop that runs `body` every `interval()` seconds (at least 1 ms; re-read each cycle).
     /// - Parameters:
@@ -35,10 +49,13 @@ public struct PeriodicService: Service {
     ///   - interval: seconds between the starts of two cycles.
     ///   - logger: where failures, recovery and the stop are logged.
     ///   - onStop: awaited once after the last cycle (e.g. closing SMTP connections).
+    ///   - cancelsCycleOnShutdown: cancel the body in flight on graceful shutdown instead of
+    ///     letting it finish (only for bodies that give back unfinished work when cancelled).
     ///   - body: one cycle; a thrown error is logged by the failure streak.
     public init(name: String, interval: @escaping @Sendable () -> Double, logger: Logger,
-                onStop: (@Sendable () async -> Void)? = nil, body: @escaping @Sendable () async throws -> Void) {
-        self.init(name, interval, logger, onStop, { try await body(); return false })
+                onStop: (@Sendable () async -> Void)? = nil, cancelsCycleOnShutdown: Bool = false,
+                body: @escaping @Sendable () async throws -> Void) {
+        self.init(name, interval, logger, onStop, cancelsCycleOnShutdown, { try await body(); return false })
     }
 
     /// A loop whose body says whether it has more work: `true` runs the next cycle at once,
@@ -46,15 +63,16 @@ public struct PeriodicService: Service {
     /// there is mail, pause when idle).
     public static func whileBusy(name: String, interval: @escaping @Sendable () -> Double, logger: Logger,
                                  onStop: (@Sendable () async -> Void)? = nil, moreWork body: @escaping @Sendable () async throws -> Bool) -> PeriodicService {
-        PeriodicService(name, interval, logger, onStop, body)
+        PeriodicService(name, interval, logger, onStop, false, body)
     }
 
     private init(_ name: String, _ interval: @escaping @Sendable () -> Double, _ logger: Logger,
-                 _ onStop: (@Sendable () async -> Void)?, _ body: @escaping @Sendable () async throws -> Bool) {
+                 _ onStop: (@Sendable () async -> Void)?, _ cancelsCycleOnShutdown: Bool, _ body: @escaping @Sendable () async throws -> Bool) {
         self.name = name
         self.interval = interval
         self.body = body
         self.onStop = onStop
+        self.cancelsCycleOnShutdown = cancelsCycleOnShutdown
         self.logger = logger
         self.streak = FailureStreak(subject: name, logger: logger)
     }
@@ -65,12 +83,18 @@ public struct PeriodicService: Service {
         await withGracefulShutdownHandler {
             while !stop.isRaised && !Task.isCancelled {
                 let started = ContinuousClock.now
-                let more = await cycle()
+                let more = await cycle(stop: stop)
                 if stop.isRaised || Task.isCancelled { break }
                 if !more { await stop.wait(until: started, interval: interval) }
             }
         } onGracefulShutdown: {
             stop.raise()
+            if cancelsCycleOnShutdown { inFlight.task.withLock { $0 }?.cancel() }
+        }
+        if inFlight.abandoned.withLock({ $0 }) {
+            // `onStop` would wait for the abandoned cycle (closing a connection it is using).
+            logger.info("\(name) stopped without its clean-up: a cycle is still running")
+            return
         }
         await onStop?()
         logger.info("\(name) stopped")
@@ -79,11 +103,16 @@ public struct PeriodicService: Service {
     /// One cycle, shielded from cancellation: the body runs in an unstructured task whose result
     /// is awaited; when the loop's task is cancelled (the group's shutdown bound has passed) the
     /// wait ends at once but the body is left to finish on its own.
+    /// - Parameter stop: the loop's stop signal, for a loop that cancels its cycle on shutdown.
     /// - Returns: whether the body reported more work; `false` after a failure or when the wait
     ///   was abandoned.
-    func cycle() async -> Bool {
+    func cycle(stop: LoopStopSignal? = nil) async -> Bool {
         let body = self.body
         let task = Task { try await body() }
+        inFlight.task.withLock { $0 = task }
+        defer { inFlight.task.withLock { $0 = nil } }
+        // The shutdown may have come between the loop's check and `inFlight` being set.
+        if cancelsCycleOnShutdown, stop?.isRaised == true { task.cancel() }
         let waiter = OnceContinuation<Result<Bool, any Error>?>()
         let outcome = await withTaskCancellationHandler {
             await waiter.wait {
@@ -101,10 +130,19 @@ public struct PeriodicService: Service {
             streak.failed(error)
             return false
         case nil:
+            Self.abandoned.add(1, ordering: .relaxed)
+            inFlight.abandoned.withLock { $0 = true }
             logger.warning("\(name): stopped waiting for the cycle in flight (shutdown bound passed); it goes on until the process exits")
             return false
         }
     }
+}
+
+/// The body task of a loop's cycle in flight, if any (for cancelling it on shutdown).
+final class InFlightCycle: Sendable {
+    let task = Mutex<Task<Bool, any Error>?>(nil)
+    /// Whether the loop stopped waiting for a cycle (it may still be running).
+    let abandoned = Mutex(false)
 }
 
 /// A continuation resumed by whichever comes first; later resumes are ignored.

@@ -27,7 +27,8 @@ struct HTTPServerService: Service {
 /// - system monitor: `SystemMonitorService.cycle()` every `interval` seconds.
 /// - alert evaluation: `AlertManagerService.evaluateOnceRecordingErrors()` every
 ///   `evaluationIntervalSeconds` (it logs its own failure streak, which health reads).
-/// - notification delivery: `AlertManagerService.deliverOnce()` every `deliveryIntervalSeconds`.
+/// - notification delivery: `AlertManagerService.deliverOnce()` every `deliveryIntervalSeconds`;
+///   the one loop whose cycle is cancelled (not awaited) on graceful shutdown.
 /// - metric retention: `MetricStore.cleanup(on:)` every `cleanupInterval` seconds.
 /// - configuration reload: `MonitoringService.reload()` every `reloadIntervalSeconds`.
 ///
@@ -57,7 +58,10 @@ func backgroundServices(_ app: Application, services: AppServices, settings: Set
             // Logged (once per streak) and remembered for health by the evaluator itself.
             _ = try? await alerting.evaluateOnceRecordingErrors()
         },
-        PeriodicService(name: "notification delivery", interval: { max(1, alerting.settings.deliveryIntervalSeconds) }, logger: Logger(label: "edm.alerting")) {
+        // Cancelled on shutdown: a receiver may hang for the whole HTTP timeout, and a cut
+        // attempt is given back to the outbox (NotificationOutbox.deliverOnce).
+        PeriodicService(name: "notification delivery", interval: { max(1, alerting.settings.deliveryIntervalSeconds) }, logger: Logger(label: "edm.alerting"),
+                        cancelsCycleOnShutdown: true) {
             try await alerting.deliverOnce()
         },
         PeriodicService(name: "metric retention", interval: { max(1, store.configuration.cleanupInterval) }, logger: retentionLogger) { [weak app] in

@@ -114,10 +114,26 @@ struct ServeCommand: AsyncParsableCommand {
             try await app.asyncBoot()
             logger.info("scheduler started", metadata: ["instance": "\(services.scheduler.configuration.instanceID)"])
             try await runServiceGroup(app, services: services, settings: settings, logger: logger)
+            exitLeavingAbandonedCycles(logger)
             withExtendedLifetime(instanceLock) {}
         }
         logger.info("edm-monitor stopped")
     }
+}
+
+/// After the service group has stopped: when a loop's cycle was still running at the shutdown
+/// bound (``PeriodicService/abandonedCycles``), the process exits here with status 0, without
+/// shutting the application down — its database pools, event loops and HTTP client are in use by
+/// that cycle, and tearing them down under it traps. What the cycle was doing is settled by the
+/// rules for a dead instance: a subtask left `sending` becomes `interrupted` when its lease
+/// expires, a claimed notification is delivered by the next instance after its claim lease.
+/// Returns when no cycle was abandoned.
+func exitLeavingAbandonedCycles(_ logger: Logger) {
+    let abandoned = PeriodicService.abandonedCycles
+    guard abandoned > 0 else { return }
+    logger.warning("edm-monitor stopped with \(abandoned) cycle\(abandoned == 1 ? "" : "s") still running after the shutdown bound (EDM_SHUTDOWN_TIMEOUT_SECONDS); exiting without waiting for \(abandoned == 1 ? "it" : "them")")
+    fflush(nil)
+    _exit(0)
 }
 
 /// Runs the HTTP server and every loop of ``backgroundServices(_:services:settings:)`` in one

@@ -42,7 +42,9 @@ final class NotificationOutbox: Sendable {
     /// just delivered goes out in the same pass. A failure is retried with backoff
     /// (`retryBase × 2^(attempts−1)`, at most `maxBackoff`); a delivered notification is never
     /// sent again. Stops claiming when the task is cancelled, and gives back claimed rows it did
-    /// not attempt; an attempt under way finishes and is recorded.
+    /// not attempt. An attempt under way when the task is cancelled (graceful shutdown of
+    /// `serve`) is cut short and its row given back unrecorded, so it is sent again later: the
+    /// one case where a receiver may get a notification twice.
     /// - Returns: how many were delivered.
     /// - Throws: the database's error (claims already made expire after their lease).
     @discardableResult
@@ -58,11 +60,17 @@ final class NotificationOutbox: Sendable {
             if claimed.isEmpty { break }
             for (index, row) in claimed.enumerated() {
                 if Task.isCancelled {
-                    try await store.release(claimed[index...].map(\.id), claimer: claimer)
+                    try await giveBack(claimed[index...].map(\.id), store: store)
                     return delivered
                 }
                 attempted += 1
                 let outcome = await deliver(row, now: now, externalURL: settings.externalURL)
+                if Task.isCancelled {
+                    // Shutdown cut this attempt short: give it and the rest back unrecorded, so
+                    // the next instance to run sends them (the receiver may see this one twice).
+                    try await giveBack(claimed[index...].map(\.id), store: store)
+                    return delivered
+                }
                 switch outcome {
                 case .success:
                     delivered += 1
@@ -82,6 +90,13 @@ final class NotificationOutbox: Sendable {
             }
         }
         return delivered
+    }
+
+    /// Releases this outbox's claim on `ids` in a task of its own, so that the cancellation
+    /// that asked for it does not cut the release short.
+    private func giveBack(_ ids: [UUID], store: AlertNotificationStore) async throws {
+        let claimer = self.claimer
+        try await Task { try await store.release(ids, claimer: claimer) }.value
     }
 
     /// Sends one claimed row through its channel's sender.
