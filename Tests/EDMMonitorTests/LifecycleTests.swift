@@ -18,28 +18,38 @@ struct LifecycleTests {
     /// Records what a loop body saw.
     final class BodyProbe: Sendable {
         let state = Mutex<(started: Int, finished: Int, cancelled: Int)>((0, 0, 0))
+
+        /// A loop (interval one hour) whose body sleeps `duration` and records how it ended.
+        func loop(sleeping duration: Duration, cancelsCycleOnShutdown: Bool = false) -> PeriodicService {
+            PeriodicService(name: "probe", interval: { 3600 }, logger: Logger(label: "test.probe"), cancelsCycleOnShutdown: cancelsCycleOnShutdown) {
+                self.state.withLock { $0.started += 1 }
+                do {
+                    try await Task.sleep(for: duration)
+                    self.state.withLock { $0.finished += 1 }
+                } catch {
+                    self.state.withLock { $0.cancelled += 1 }
+                }
+            }
+        }
+
+        /// Runs `loop` in a service group, triggers graceful shutdown once its body has started,
+        /// and returns when the group has stopped.
+        func runAndStopGracefully(_ loop: PeriodicService) async throws {
+            let group = ServiceGroup(configuration: .init(services: [loop], logger: Logger(label: "test.group")))
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                while state.withLock({ $0.started }) == 0 { try await Task.sleep(for: .milliseconds(10)) }
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+            }
+        }
     }
 
     @Test("graceful shutdown ends the loop after the body in flight, which is never cancelled, without waiting out the interval")
     func gracefulStopLetsTheBodyFinish() async throws {
         let probe = BodyProbe()
-        let loop = PeriodicService(name: "probe", interval: { 3600 }, logger: Logger(label: "test.probe")) {
-            probe.state.withLock { $0.started += 1 }
-            do {
-                try await Task.sleep(for: .milliseconds(400))
-                probe.state.withLock { $0.finished += 1 }
-            } catch {
-                probe.state.withLock { $0.cancelled += 1 }
-            }
-        }
-        let group = ServiceGroup(configuration: .init(services: [loop], logger: Logger(label: "test.group")))
         let started = ContinuousClock.now
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
-            while probe.state.withLock({ $0.started }) == 0 { try await Task.sleep(for: .milliseconds(10)) }
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
-        }
+        try await probe.runAndStopGracefully(probe.loop(sleeping: .milliseconds(400)))
         let state = probe.state.withLock { $0 }
         #expect(state.started == 1)
         #expect(state.finished == 1, "the body in flight did not finish")
@@ -51,22 +61,7 @@ struct LifecycleTests {
     @Test("a loop made to cancel its cycle on shutdown (notification delivery) cancels the body in flight at once")
     func gracefulStopCancelsACancellableCycle() async throws {
         let probe = BodyProbe()
-        let loop = PeriodicService(name: "probe", interval: { 3600 }, logger: Logger(label: "test.probe"), cancelsCycleOnShutdown: true) {
-            probe.state.withLock { $0.started += 1 }
-            do {
-                try await Task.sleep(for: .seconds(120))
-                probe.state.withLock { $0.finished += 1 }
-            } catch {
-                probe.state.withLock { $0.cancelled += 1 }
-            }
-        }
-        let group = ServiceGroup(configuration: .init(services: [loop], logger: Logger(label: "test.group")))
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
-            while probe.state.withLock({ $0.started }) == 0 { try await Task.sleep(for: .milliseconds(10)) }
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
-        }
+        try await probe.runAndStopGracefully(probe.loop(sleeping: .seconds(120), cancelsCycleOnShutdown: true))
         let state = probe.state.withLock { $0 }
         #expect(state.started == 1)
         #expect(state.cancelled == 1, "the body in flight was not cancelled")
@@ -76,15 +71,7 @@ struct LifecycleTests {
     @Test("cancellation (the shutdown bound passed) stops waiting for a late body but does not cancel it")
     func cancellationDoesNotReachTheBody() async throws {
         let probe = BodyProbe()
-        let loop = PeriodicService(name: "probe", interval: { 3600 }, logger: Logger(label: "test.probe")) {
-            probe.state.withLock { $0.started += 1 }
-            do {
-                try await Task.sleep(for: .seconds(6))
-                probe.state.withLock { $0.finished += 1 }
-            } catch {
-                probe.state.withLock { $0.cancelled += 1 }
-            }
-        }
+        let loop = probe.loop(sleeping: .seconds(6))
         let task = Task { try await loop.run() }
         while probe.state.withLock({ $0.started }) == 0 { try await Task.sleep(for: .milliseconds(10)) }
         let cancelledAt = ContinuousClock.now
