@@ -17,12 +17,14 @@ public final class AlertManagerService: Sendable {
     let outbox: NotificationOutbox
     let logger: Logger
     private let settingsBox: SettingsBox
-    private let errorState = Mutex<String?>(nil)
+    /// Failures of whole evaluation cycles, logged once per streak; health reads its last error.
+    private let evaluationStreak: FailureStreak
 
     public init(database: @escaping @Sendable () -> any Database, clock: any WallClock, httpClient: HTTPClient, mailers: any MailerFactory, outbound: OutboundPolicy = .init(), settings: AlertingSettings = .init(), logger: Logger = Logger(label: "edm.alerting")) {
         let box = SettingsBox(settings)
         settingsBox = box
         self.logger = logger
+        evaluationStreak = FailureStreak(subject: "alert evaluation", logger: logger)
         let current: @Sendable () -> AlertingSettings = { box.value.withLock { $0 } }
         evaluator = AlertEvaluator(database: database, clock: clock, settings: current, logger: logger)
         outbox = NotificationOutbox(database: database, clock: clock,
@@ -38,26 +40,23 @@ public final class AlertManagerService: Sendable {
 
     /// The error of the last evaluation cycle, `nil` when it succeeded (the health check and the
     /// evaluator meta-alert read it).
-    public var lastEvaluationError: String? { errorState.withLock { $0 } }
+    public var lastEvaluationError: String? { evaluationStreak.lastError }
 
     /// One evaluation cycle (see ``AlertEvaluator/evaluateOnce()``).
     public func evaluateOnce() async throws -> AlertEvaluationReport {
         try await evaluator.evaluateOnce()
     }
 
-    /// ``evaluateOnce()`` with the failure streak logged once and remembered in
-    /// ``lastEvaluationError``. An evaluation that fails (database unreachable) changes no state
+    /// ``evaluateOnce()`` with the failure streak logged once (``FailureStreak``) and remembered
+    /// in ``lastEvaluationError``. An evaluation that fails (database unreachable) changes no state
     /// and resolves nothing.
     public func evaluateOnceRecordingErrors() async throws -> AlertEvaluationReport {
         do {
             let report = try await evaluateOnce()
-            let was = errorState.withLock { e in defer { e = nil }; return e }
-            if was != nil { logger.notice("alert evaluation recovered") }
+            evaluationStreak.succeeded()
             return report
         } catch {
-            let text = DatabaseErrorText.describe(error)
-            let first = errorState.withLock { e in defer { e = text }; return e == nil }
-            if first { logger.error("alert evaluation failed; no alert state changed", metadata: ["error": "\(text)"]) }
+            evaluationStreak.failed(error)
             throw error
         }
     }
