@@ -11,7 +11,7 @@ import Vapor
 struct SchemaTests {
     static let expectedColumns: [String: Set<String>] = [
         "users": ["id", "name", "email", "last_dispatched_at", "created_at"],
-        "email_services": ["id", "name", "provider", "provider_config", "sender_address", "sender_name", "daily_quota", "used_quota", "quota_day", "quota_reset_time", "quota_timezone", "sending_interval_seconds", "next_available_at", "is_enabled", "is_frozen", "frozen_until", "consecutive_failures", "created_at", "updated_at"],
+        "email_services": ["id", "name", "provider", "provider_config", "sender_address", "sender_name", "daily_quota", "used_quota", "quota_day", "quota_reset_time", "quota_timezone", "sending_interval_seconds", "next_available_at", "is_enabled", "is_frozen", "frozen_until", "consecutive_failures", "created_at", "updated_at", "max_connections", "max_messages_per_connection", "rate_limit_per_second", "rate_tokens", "rate_tokens_at"],
         "tasks": ["id", "user_id", "name", "status", "status_reason", "subject_template", "text_template", "html_template", "scheduled_at", "total_count", "sent_count", "failed_count", "started_at", "completed_at", "created_at", "updated_at"],
         "sub_tasks": ["id", "task_id", "recipient_email", "recipient_key", "recipient_name", "variables", "sequence", "status", "service_id", "claimed_by", "lease_expires_at", "attempts", "next_attempt_at", "last_error", "provider_message_id", "sent_at", "created_at", "updated_at"],
         "task_processing_metrics": ["id", "task_id", "user_id", "metric_type", "timestamp", "subtasks_sent", "total_subtasks", "wait_time_seconds", "throughput_per_hour", "metadata", "event_id", "created_at"],

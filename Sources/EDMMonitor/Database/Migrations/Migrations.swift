@@ -24,5 +24,6 @@ enum AppMigrations {
         CreateAPITokens(),
         CreateMonitoringConfig(),
         AddClaimToAlertNotifications(),
+        AddSendingLimitsToEmailServices(),
     ]
 }
