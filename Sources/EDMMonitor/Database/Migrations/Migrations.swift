@@ -25,5 +25,6 @@ enum AppMigrations {
         CreateMonitoringConfig(),
         AddClaimToAlertNotifications(),
         AddSendingLimitsToEmailServices(),
+        AddHandedOverAtToSubTasks(),
     ]
 }
