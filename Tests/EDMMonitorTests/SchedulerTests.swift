@@ -151,7 +151,9 @@ struct SchedulerTests {
         let mailers = ScriptedMailers(clock: clock) { _, call in call <= 5 ? .permanentFailure("550 rejected") : .sent(messageID: nil) }
         try await withApp(db, clock: clock, mailers: mailers) { app, _ in
             let user = try await Fixtures.user(app)
-            let serviceID = try await Fixtures.service(app, name: "bad")
+            // One connection: the freeze takes effect before the next send (with more, the sends
+            // already in flight finish first).
+            let serviceID = try await Fixtures.service(app, name: "bad", maxConnections: 1)
             _ = try await Fixtures.task(app, user: user, recipients: 10)
             try await Fixtures.drain(app)
             #expect(mailers.all.count == 5)
@@ -183,7 +185,7 @@ struct SchedulerTests {
             // Another instance claimed the first recipient and its reservation, then died.
             let dead = try #require(try await SubTaskRecord.query(on: app.db).sort(\.$sequence).first())
             let lease = clock.now().addingTimeInterval(30)
-            try await app.sql.raw("UPDATE sub_tasks SET status = 'sending', claimed_by = 'dead', service_id = \(bind: serviceID), attempts = 1, lease_expires_at = \(bind: lease) WHERE id = \(bind: dead.requireID())").run()
+            try await app.sql.raw("UPDATE sub_tasks SET status = 'sending', claimed_by = 'dead', service_id = \(bind: serviceID), attempts = 1, lease_expires_at = \(bind: lease), handed_over_at = \(bind: clock.now()) WHERE id = \(bind: dead.requireID())").run()
             try await app.sql.raw("INSERT INTO service_reservations (service_id, reserved_by, subtask_id, reserved_at, expires_at) VALUES (\(bind: serviceID), 'dead', \(bind: dead.requireID()), \(bind: clock.now()), \(bind: lease))").run()
 
             // While its lease holds, the service is reserved elsewhere and the claim is left alone.
@@ -233,7 +235,8 @@ struct SchedulerTests {
         try await withApp(db, clock: clock, mailers: mailers) { app, _ in
             mailers.app = app
             let user = try await Fixtures.user(app)
-            try await Fixtures.service(app, name: "a")
+            // One connection: one send per cycle, so exactly one meets the outage.
+            try await Fixtures.service(app, name: "a", maxConnections: 1)
             let taskID = try await Fixtures.task(app, user: user, recipients: 3)
             await #expect(throws: (any Error).self) { try await app.edm.scheduler.runOnce() }
             #expect(mailers.sent.withLock { $0.count } == 1)
@@ -259,7 +262,9 @@ struct SchedulerTests {
         try await withApp(db, clock: clock, mailers: mailers) { app, _ in
             let ann = try await Fixtures.user(app, name: "Ann")
             let bob = try await Fixtures.user(app, name: "Bob")
-            try await Fixtures.service(app, name: "only")
+            // One connection: one send per cycle, in claim order (a batch's sends start together;
+            // batchTakesTurns checks the order within a batch).
+            try await Fixtures.service(app, name: "only", maxConnections: 1)
             _ = try await Fixtures.task(app, user: ann, recipients: 3, name: "ann-1", prefix: "ann")
             clock.advance(by: 1)
             _ = try await Fixtures.task(app, user: ann, recipients: 1, name: "ann-2", prefix: "ann2-")
@@ -321,7 +326,9 @@ struct SchedulerTests {
             let recipients = mailers.all.map(\.to)
             #expect(recipients.count == 2_000)
             #expect(Set(recipients).count == 2_000)
+            // Never more than a service's max_connections (4) in flight, both instances together.
             #expect(mailers.overlaps.withLock { $0 } == 0)
+            #expect(mailers.mostInFlight.withLock { $0.values.allSatisfy { $0 <= 4 } })
             let task = try #require(try await TaskRecord.find(taskID, on: app.db))
             #expect(task.sentCount == 2_000)
             #expect(task.status == .completed)

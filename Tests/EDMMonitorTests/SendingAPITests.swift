@@ -76,6 +76,10 @@ struct SendingAPITests {
         BadService(change: ["smtp": .object(["host": .string("smtp.example.com"), "port": .number(25), "security": .string("ssl3")])], field: "smtp.security"),
         BadService(change: ["provider": .string("http"), "http": .object(["endpoint_url": .string("ftp://files.example.com")])], field: "http.endpoint_url"),
         BadService(change: ["daily_quota": .string("lots")], field: "daily_quota"),
+        BadService(change: ["max_connections": .number(0)], field: "max_connections"),
+        BadService(change: ["max_connections": .number(101)], field: "max_connections"),
+        BadService(change: ["max_messages_per_connection": .number(0)], field: "max_messages_per_connection"),
+        BadService(change: ["rate_limit_per_second": .number(-0.5)], field: "rate_limit_per_second"),
     ]
 
     @Test("bad service input is a 400 naming the field, and nothing is stored", arguments: badServices)

@@ -25,6 +25,13 @@ struct SendingCLITests {
         let service = try runEDMMonitor(["service", "add", "--name", "trial", "--provider", "dry_run", "--sender", "news@example.com", "--daily-quota", "100"] + db)
         #expect(service.status == 0, "\(service.stderr)")
         #expect(UUID(uuidString: service.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) != nil)
+        let serviceID = service.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let limits = try runEDMMonitor(["service", "update", serviceID, "--max-connections", "8", "--rate-limit", "0.5", "--max-messages-per-connection", "100"] + db)
+        #expect(limits.status == 0, "\(limits.stderr)")
+        #expect(limits.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == serviceID)
+        let badLimits = try runEDMMonitor(["service", "update", serviceID, "--max-connections", "0", "--max-messages-per-connection", "unlimited"] + db)
+        #expect(badLimits.status == 2)
+        #expect(badLimits.stderr.contains("max_connections"))
 
         let duplicate = try runEDMMonitor(["service", "add", "--name", "trial", "--provider", "dry_run", "--sender", "news@example.com", "--daily-quota", "100"] + db)
         #expect(duplicate.status != 0)

@@ -16,7 +16,8 @@ struct TaskMonitoringTests {
         let clock = ManualClock()
         try await withApp(db, clock: clock) { app, _ in
             let user = try await Fixtures.user(app)
-            try await Fixtures.service(app, name: "smtp", provider: .smtp, config: .init(smtp: .init(host: "127.0.0.1", port: server.port)))
+            // One connection: one email per cycle, 2 s apart.
+            try await Fixtures.service(app, name: "smtp", provider: .smtp, config: .init(smtp: .init(host: "127.0.0.1", port: server.port)), maxConnections: 1)
             let taskID = try await Fixtures.task(app, user: user, recipients: 100)
             clock.advance(by: 75)  // eligible at creation; the first email goes out 75 s later
             for _ in 0..<100 {
@@ -63,7 +64,7 @@ struct TaskMonitoringTests {
         let mailers = ScriptedMailers(clock: clock) { _, call in call <= 5 ? .transientFailure("421 down") : .sent(messageID: nil) }
         try await withApp(db, clock: clock, mailers: mailers) { app, _ in
             let user = try await Fixtures.user(app)
-            try await Fixtures.service(app, name: "only")
+            try await Fixtures.service(app, name: "only", maxConnections: 1)
             let taskID = try await Fixtures.task(app, user: user, recipients: 10)
             // Five failures freeze the only service for 15 minutes.
             for _ in 0..<5 {

@@ -45,6 +45,11 @@ struct EmailServicesController: RouteCollection {
         var quota_timezone: String
         var next_quota_reset: Date?
         var sending_interval_seconds: Double
+        var max_connections: Int
+        /// `nil`: unlimited.
+        var max_messages_per_connection: Int?
+        /// 0: no rate limit.
+        var rate_limit_per_second: Double
         var next_available_at: Date?
         var is_enabled: Bool
         var is_frozen: Bool
@@ -76,6 +81,9 @@ struct EmailServicesController: RouteCollection {
             quota_timezone = s.quotaTimezone
             next_quota_reset = (try? QuotaResetSchedule(resetTime: s.quotaResetTime, timeZoneIdentifier: s.quotaTimezone))?.window(containing: now).nextReset
             sending_interval_seconds = s.sendingIntervalSeconds
+            max_connections = s.maxConnections
+            max_messages_per_connection = s.maxMessagesPerConnection
+            rate_limit_per_second = s.rateLimitPerSecond
             next_available_at = s.nextAvailableAt
             is_enabled = s.isEnabled
             is_frozen = s.isFrozen

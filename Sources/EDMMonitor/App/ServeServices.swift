@@ -22,7 +22,7 @@ struct HTTPServerService: Service {
 /// scheduler is always there; the monitors only with monitoring on (`EDM_MONITORING`).
 ///
 /// - scheduler: `QueueScheduler.runOnce()`, again at once after a cycle that sent, else after
-///   `idleDelay`; after the shutdown signal a cycle claims nothing new (``QueueScheduler``).
+///   `idleDelaySeconds()` (until a service is available again, at most `idleDelay`); after the shutdown signal a cycle claims nothing new (``QueueScheduler``).
 /// - task monitor: `TaskMonitorService.runOnce()` every `detectionIntervalSeconds`.
 /// - system monitor: `SystemMonitorService.cycle()` every `interval` seconds.
 /// - alert evaluation: `AlertManagerService.evaluateOnceRecordingErrors()` every
@@ -38,7 +38,7 @@ func backgroundServices(_ app: Application, services: AppServices, settings: Set
     let schedulerLogger = Logger(label: "edm.scheduler")
     var loops = [
         PeriodicService.whileBusy(
-            name: "scheduler", interval: { scheduler.configuration.idleDelay.inSeconds }, logger: schedulerLogger,
+            name: "scheduler", interval: { scheduler.idleDelaySeconds() }, logger: schedulerLogger,
             onStop: { await scheduler.closeMailers() },
             moreWork: { try await scheduler.runOnce().dispatched > 0 }
         ),

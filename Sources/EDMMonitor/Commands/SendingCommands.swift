@@ -41,7 +41,30 @@ struct UserCommand: AsyncParsableCommand {
 
 /// `edm-monitor service add …`: create an email service.
 struct ServiceCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "service", abstract: "Manage email services.", subcommands: [Add.self])
+    static let configuration = CommandConfiguration(commandName: "service", abstract: "Manage email services.", subcommands: [Add.self, Update.self])
+
+    /// The sending-limit flags shared by `service add` and `service update`.
+    struct LimitOptions: ParsableArguments {
+        @ArgumentParser.Option(help: "Sends in flight at once across all instances, 1 to 100 (default 4).") var maxConnections: Int?
+        @ArgumentParser.Option(help: "Messages per SMTP connection, at least 1, or 'unlimited' (the default).") var maxMessagesPerConnection: String?
+        @ArgumentParser.Option(help: "Rate limit in messages per second, fractions allowed; 0 is none (the default).") var rateLimit: Double?
+
+        /// Sets the limit fields of `input`.
+        /// - Throws: `ValidationError` for a --max-messages-per-connection that is neither a number nor `unlimited`.
+        func apply(to input: inout EmailServiceInput) throws {
+            input.max_connections = maxConnections
+            input.rate_limit_per_second = rateLimit
+            if let raw = maxMessagesPerConnection {
+                if raw == "unlimited" {
+                    input.max_messages_per_connection_unlimited = true
+                } else if let value = Int(raw) {
+                    input.max_messages_per_connection = value
+                } else {
+                    throw ArgumentParser.ValidationError("--max-messages-per-connection \"\(raw)\" is neither a number nor unlimited")
+                }
+            }
+        }
+    }
 
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -64,6 +87,7 @@ struct ServiceCommand: AsyncParsableCommand {
         @ArgumentParser.Option(help: "SMTP user name.") var smtpUsername: String?
         @ArgumentParser.Option(help: "Name of the environment variable holding the SMTP password.") var passwordEnv: String?
         @ArgumentParser.Option(help: "HTTP endpoint URL.") var httpEndpoint: String?
+        @OptionGroup var limits: LimitOptions
 
         func run() async throws {
             var password: String?
@@ -73,16 +97,41 @@ struct ServiceCommand: AsyncParsableCommand {
                 }
                 password = value
             }
-            let input = EmailServiceInput(
+            var input = EmailServiceInput(
                 name: name, provider: provider,
                 smtp: provider == "smtp" ? .init(host: smtpHost, port: smtpPort, security: smtpSecurity, username: smtpUsername, password: password) : nil,
                 http: provider == "http" ? .init(endpoint_url: httpEndpoint) : nil,
                 sender_address: sender, sender_name: senderName, daily_quota: dailyQuota, quota_reset_time: quotaResetTime,
                 quota_timezone: quotaTimezone, sending_interval_seconds: interval, is_enabled: true
             )
+            try limits.apply(to: &input)
             try await withMigratedApp(options) { app, services in
                 // EmailServiceError: a bad flag value exits 2, a taken name 1 (EDMMonitorCLI.main).
                 let service = try await services.emailServices.create(input, on: app.db)
+                print(try service.requireID().uuidString.lowercased())
+            }
+        }
+    }
+}
+
+extension ServiceCommand {
+    /// `edm-monitor service update ID [--daily-quota N] [--interval S] [--max-connections N] …`:
+    /// change the pacing and limits of a service; flags not given stay as they are.
+    struct Update: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "update", abstract: "Change an email service's quota, pacing and sending limits.")
+        @OptionGroup var options: SettingsOptions
+        @ArgumentParser.Argument(help: "The service's id.") var id: String
+        @ArgumentParser.Option(help: "Messages per quota day.") var dailyQuota: Int?
+        @ArgumentParser.Option(help: "Least seconds between two sends.") var interval: Double?
+        @OptionGroup var limits: LimitOptions
+
+        func run() async throws {
+            guard let serviceID = UUID(uuidString: id) else { throw ArgumentParser.ValidationError("\"\(id)\" is not a UUID") }
+            var input = EmailServiceInput(daily_quota: dailyQuota, sending_interval_seconds: interval)
+            try limits.apply(to: &input)
+            try await withMigratedApp(options) { app, services in
+                // EmailServiceError: a bad flag value exits 2, an unknown id 1 (EDMMonitorCLI.main).
+                let service = try await services.emailServices.update(serviceID, with: input, on: app.db)
                 print(try service.requireID().uuidString.lowercased())
             }
         }

@@ -64,10 +64,28 @@ public struct EmailServiceInput: Codable, Sendable, Equatable {
     public var sending_interval_seconds: Double?
     /// Default `true` on create.
     public var is_enabled: Bool?
+    /// Sends in flight at once across all instances, 1…100 (default 4).
+    public var max_connections: Int?
+    /// Messages per SMTP connection, ≥ 1; JSON `null` (or absent on create): unlimited.
+    public var max_messages_per_connection: Int?
+    /// `true` when the body gave `"max_messages_per_connection": null` (clears the limit on update).
+    public var max_messages_per_connection_unlimited: Bool
+    /// Token-bucket rate, messages per second, 0…1,000,000 (0 = none, default; fractions allowed).
+    public var rate_limit_per_second: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case name, provider, smtp, http, sender_address, sender_name, daily_quota, quota_reset_time, quota_timezone
+        case sending_interval_seconds, is_enabled, max_connections, max_messages_per_connection, rate_limit_per_second
+    }
 
     public init(name: String? = nil, provider: String? = nil, smtp: SMTP? = nil, http: HTTP? = nil, sender_address: String? = nil,
                 sender_name: String? = nil, daily_quota: Int? = nil, quota_reset_time: String? = nil, quota_timezone: String? = nil,
-                sending_interval_seconds: Double? = nil, is_enabled: Bool? = nil) {
+                sending_interval_seconds: Double? = nil, is_enabled: Bool? = nil, max_connections: Int? = nil,
+                max_messages_per_connection: Int? = nil, max_messages_per_connection_unlimited: Bool = false, rate_limit_per_second: Double? = nil) {
+        self.max_connections = max_connections
+        self.max_messages_per_connection = max_messages_per_connection
+        self.max_messages_per_connection_unlimited = max_messages_per_connection_unlimited
+        self.rate_limit_per_second = rate_limit_per_second
         self.name = name
         self.provider = provider
         self.smtp = smtp
@@ -79,6 +97,27 @@ public struct EmailServiceInput: Codable, Sendable, Equatable {
         self.quota_timezone = quota_timezone
         self.sending_interval_seconds = sending_interval_seconds
         self.is_enabled = is_enabled
+    }
+
+    /// Decodes every field as optional, telling an explicit `null` of
+    /// `max_messages_per_connection` (unlimited) from its absence (unchanged).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decodeIfPresent(String.self, forKey: .name)
+        provider = try c.decodeIfPresent(String.self, forKey: .provider)
+        smtp = try c.decodeIfPresent(SMTP.self, forKey: .smtp)
+        http = try c.decodeIfPresent(HTTP.self, forKey: .http)
+        sender_address = try c.decodeIfPresent(String.self, forKey: .sender_address)
+        sender_name = try c.decodeIfPresent(String.self, forKey: .sender_name)
+        daily_quota = try c.decodeIfPresent(Int.self, forKey: .daily_quota)
+        quota_reset_time = try c.decodeIfPresent(String.self, forKey: .quota_reset_time)
+        quota_timezone = try c.decodeIfPresent(String.self, forKey: .quota_timezone)
+        sending_interval_seconds = try c.decodeIfPresent(Double.self, forKey: .sending_interval_seconds)
+        is_enabled = try c.decodeIfPresent(Bool.self, forKey: .is_enabled)
+        max_connections = try c.decodeIfPresent(Int.self, forKey: .max_connections)
+        max_messages_per_connection = try c.decodeIfPresent(Int.self, forKey: .max_messages_per_connection)
+        max_messages_per_connection_unlimited = try c.contains(.max_messages_per_connection) && c.decodeNil(forKey: .max_messages_per_connection)
+        rate_limit_per_second = try c.decodeIfPresent(Double.self, forKey: .rate_limit_per_second)
     }
 }
 
@@ -287,6 +326,28 @@ public struct EmailServiceCatalog: Sendable {
             service.sendingIntervalSeconds = 0
         }
         if let enabled = input.is_enabled { service.isEnabled = enabled } else if creating { service.isEnabled = true }
+        if let connections = input.max_connections {
+            if !(1...100).contains(connections) { details.append(.init(field: "max_connections", reason: "must be from 1 to 100")) }
+            service.maxConnections = connections
+        } else if creating {
+            service.maxConnections = 4
+        }
+        if let perConnection = input.max_messages_per_connection {
+            if perConnection < 1 { details.append(.init(field: "max_messages_per_connection", reason: "must be at least 1, or null for unlimited")) }
+            service.maxMessagesPerConnection = perConnection
+        } else if creating || input.max_messages_per_connection_unlimited {
+            service.maxMessagesPerConnection = nil
+        }
+        if let rate = input.rate_limit_per_second {
+            if !rate.isFinite || rate < 0 || rate > 1_000_000 {
+                details.append(.init(field: "rate_limit_per_second", reason: "must be from 0 (no limit) to 1000000"))
+            }
+            // A new rate starts with a full bucket.
+            if creating || rate != service.rateLimitPerSecond { service.rateTokens = nil; service.rateTokensAt = nil }
+            service.rateLimitPerSecond = rate
+        } else if creating {
+            service.rateLimitPerSecond = 0
+        }
 
         var config = creating ? ProviderConfig() : service.providerConfig
         let provider = EmailService.Provider(rawValue: input.provider ?? "") ?? (creating ? nil : service.provider)

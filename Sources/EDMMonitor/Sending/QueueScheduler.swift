@@ -25,8 +25,12 @@ public struct SchedulerConfiguration: Sendable {
     public var freezeAfterFailures: Int = 5
     /// …for this many seconds.
     public var freezeSeconds: Double = 15 * 60
-    /// Pause of the loop when a cycle dispatched nothing.
+    /// Longest pause of the loop when a cycle dispatched nothing; shorter when a service becomes
+    /// available sooner (``QueueScheduler/idleDelaySeconds()``).
     public var idleDelay: Duration = .milliseconds(500)
+    /// Least seconds between two housekeeping passes (expired leases, thaw, quota reset); the
+    /// first cycle always runs one.
+    public var housekeepingIntervalSeconds: Double = 1
 
     /// Defaults, with an instance id made of host name, process id and a random suffix.
     public init(instanceID: String = SchedulerConfiguration.defaultInstanceID()) {
@@ -54,6 +58,9 @@ public struct SchedulerCycleReport: Sendable, Equatable {
     public var reservationConflicts = 0
     /// Subtasks marked failed because their instance died mid-send.
     public var interrupted = 0
+    /// Claimed subtasks returned to `pending` because their instance died before handing them
+    /// to a mailer (nothing was sent).
+    public var requeued = 0
     /// Services whose daily quota was reset this cycle.
     public var quotaResets = 0
     /// Services thawed because `frozen_until` passed.
@@ -72,14 +79,18 @@ public protocol MailerFactory: Sendable {
 /// Stage 2 of the two-stage scheduler: the dispatch loop.
 ///
 /// Each cycle (``runOnce()``):
-/// 1. housekeeping — subtasks left `sending` by a dead instance (lease expired) become `failed`
-///    with reason `interrupted` (never resent: at-most-once); expired reservations are deleted;
-///    frozen services whose `frozen_until` passed thaw; each service's daily quota resets when
-///    its local quota day changes (`QuotaResetSchedule`, correct across DST);
+/// 1. housekeeping, at most every `housekeepingIntervalSeconds` — subtasks left `sending` by a
+///    dead instance (lease expired) become `failed` with reason `interrupted` when they had been
+///    handed to a mailer (never resent: at-most-once), else `pending` again (nothing left);
+///    expired reservations are deleted; frozen services whose `frozen_until` passed thaw; each
+///    service's daily quota resets when its local quota day changes (`QuotaResetSchedule`,
+///    correct across DST);
 /// 2. for every service that is enabled, not frozen, under quota and past `next_available_at`,
-///    in parallel: take its reservation (one atomic upsert), claim the next subtask fairly —
-///    the user served longest ago first (round-robin), then FIFO by task and by recipient —
-///    render and send it, record the outcome, pace the service and release the reservation.
+///    in parallel: take its reservation (one atomic upsert), claim a batch of subtasks fairly in
+///    one statement — users take turns, the one served longest ago first, FIFO by task and by
+///    recipient within a user — sized by the service's limits (``batchLimit(_:now:)``), send
+///    them at once (at most `max_connections` in flight), record the outcomes in one
+///    transaction, pace the service and release the reservation.
 ///
 /// Several instances may share one PostgreSQL database: a reservation is held by one instance
 /// at a time, and claims use `FOR UPDATE SKIP LOCKED`, so no subtask is sent twice.
@@ -99,6 +110,15 @@ public final class QueueScheduler: Sendable {
     /// next cycle records them before anything else, so an outage never turns a message that
     /// went out into an `interrupted` failure. Kept at most ``unrecordedKeepSeconds``.
     private let unrecorded = Mutex<[UnrecordedOutcome]>([])
+    /// When housekeeping last ran (`nil`: never).
+    private let lastHousekeeping = Mutex<Date?>(nil)
+    /// The earliest `next_available_at` in the future seen by the last cycle (`nil`: none).
+    private let nextAvailable = Mutex<Date?>(nil)
+    /// Slow start per service (this instance's view): the batch size it may try next. A service
+    /// starts at one message, doubles after a batch without a service failure and falls back
+    /// to one after a failure, so a broken service holds one recipient at a time instead of
+    /// `max_connections` of them while healthy services wait for work.
+    private let windows = Mutex<[UUID: Int]>([:])
     /// How long an outcome waits for the database before it is given up (and its subtask left
     /// to the interrupted rule), seconds.
     static let unrecordedKeepSeconds: Double = 3600
@@ -126,12 +146,20 @@ public final class QueueScheduler: Sendable {
         self.logger = logger
     }
 
-    /// One cycle: housekeeping, then at most one message per dispatchable service.
+    /// One cycle: housekeeping when due, then one batch per dispatchable service.
     public func runOnce() async throws -> SchedulerCycleReport {
         var report = SchedulerCycleReport()
         let db = database()
         try await recordUnrecorded(on: db)
-        try await housekeeping(db, report: &report)
+        let now = clock.now()
+        let due = lastHousekeeping.withLock { last in
+            guard let last, now.timeIntervalSince(last) < configuration.housekeepingIntervalSeconds, now >= last else { return true }
+            return false
+        }
+        if due {
+            try await housekeeping(db, report: &report)
+            lastHousekeeping.withLock { $0 = now }
+        }
         // After SIGTERM/SIGINT (`serve`'s service group) a cycle claims nothing new; sends
         // already claimed finish and record their outcome.
         if Task.isShuttingDownGracefully { return report }
@@ -145,15 +173,32 @@ public final class QueueScheduler: Sendable {
             return results
         }
         for outcome in outcomes {
-            switch outcome {
-            case .sent: report.sent += 1
-            case .failed: report.failedAttempts += 1
-            case .reservedElsewhere: report.reservationConflicts += 1
-            case .idle: break
-            }
+            report.sent += outcome.sent
+            report.failedAttempts += outcome.failed
+            if outcome.reservedElsewhere { report.reservationConflicts += 1 }
         }
+        try await noteNextAvailable(db)
         heartbeat.beat(at: clock.now())
         return report
+    }
+
+    /// Seconds the loop waits after a cycle that dispatched nothing: until the earliest
+    /// `next_available_at` of an enabled service (pacing, rate limit), at most `idleDelay`, at
+    /// least 1 ms.
+    public func idleDelaySeconds() -> Double {
+        let longest = configuration.idleDelay.inSeconds
+        guard let next = nextAvailable.withLock({ $0 }) else { return longest }
+        return min(longest, max(0.001, next.timeIntervalSince(clock.now())))
+    }
+
+    /// Remembers the earliest future `next_available_at` of an enabled service, for
+    /// ``idleDelaySeconds()``.
+    func noteNextAvailable(_ db: any Database) async throws {
+        let now = clock.now()
+        let next = try await EmailService.query(on: db)
+            .filter(\.$isEnabled == true).filter(\.$nextAvailableAt > now)
+            .sort(\.$nextAvailableAt).first()?.nextAvailableAt
+        nextAvailable.withLock { $0 = next }
     }
 
     /// Closes every cached mailer (SMTP QUIT).
@@ -168,10 +213,22 @@ public final class QueueScheduler: Sendable {
         let sql = db.sql
         let now = clock.now()
 
-        // At-most-once: a claim whose lease expired belonged to a dead instance.
+        // A claim whose lease expired belonged to a dead instance. Never handed to a mailer:
+        // nothing went out, so it is pending again and its attempt is given back.
+        let requeued = try await sql.raw("""
+            UPDATE sub_tasks SET status = \(bind: SubTaskStatus.pending.rawValue), claimed_by = NULL, lease_expires_at = NULL,
+                attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, updated_at = \(bind: now)
+            WHERE status = \(bind: SubTaskStatus.sending.rawValue) AND lease_expires_at < \(bind: now) AND handed_over_at IS NULL
+            RETURNING id
+            """).all(decoding: IDRow.self)
+        report.requeued = requeued.count
+        if !requeued.isEmpty {
+            logger.notice("claims of a dead instance never handed to a mailer returned to pending", metadata: ["count": "\(requeued.count)"])
+        }
+        // At-most-once: handed to a mailer, it may have gone out; never resent.
         let interrupted = try await sql.raw("""
             UPDATE sub_tasks SET status = \(bind: SubTaskStatus.failed.rawValue), last_error = 'interrupted', lease_expires_at = NULL, updated_at = \(bind: now)
-            WHERE status = \(bind: SubTaskStatus.sending.rawValue) AND lease_expires_at < \(bind: now)
+            WHERE status = \(bind: SubTaskStatus.sending.rawValue) AND lease_expires_at < \(bind: now) AND handed_over_at IS NOT NULL
             RETURNING task_id
             """).all(decoding: TaskIDRow.self)
         report.interrupted = interrupted.count
@@ -226,7 +283,15 @@ public final class QueueScheduler: Sendable {
 
     // MARK: - Dispatch
 
-    enum DispatchResult: Sendable { case sent, failed, reservedElsewhere, idle }
+    /// What dispatching one service did in a cycle.
+    struct DispatchResult: Sendable {
+        var sent = 0
+        var failed = 0
+        var reservedElsewhere = false
+    }
+
+    /// Most subtasks one batch claim takes, whatever the service's limits.
+    static let maxBatch = 100
 
     func dispatchableServices(_ db: any Database) async throws -> [EmailService] {
         let now = clock.now()
@@ -239,76 +304,143 @@ public final class QueueScheduler: Sendable {
             .filter { $0.usedQuota < $0.dailyQuota }
     }
 
+    /// How many subtasks `service` may take in one batch at `now`: the least of its free
+    /// connection slots (this instance holds the service's only reservation, so every slot is
+    /// free), its rate-limit tokens, its remaining daily quota, one when a sending interval is
+    /// set (the interval is the least gap between two sends), and ``maxBatch``.
+    static func batchLimit(_ service: EmailService, now: Date) -> Int {
+        var limit = min(max(1, service.maxConnections), maxBatch, max(0, service.dailyQuota - service.usedQuota))
+        if service.sendingIntervalSeconds > 0 { limit = min(limit, 1) }
+        if let bucket = rateBucket(of: service, now: now) { limit = min(limit, bucket.available(at: now)) }
+        return limit
+    }
+
+    /// The service's rate-limit bucket at `now`, `nil` when it has no rate limit.
+    static func rateBucket(of service: EmailService, now: Date) -> TokenBucket? {
+        guard service.rateLimitPerSecond > 0 else { return nil }
+        return TokenBucket(rate: service.rateLimitPerSecond, tokens: service.rateTokens, at: service.rateTokensAt, now: now)
+    }
+
+    /// Dispatches one batch of `service`: takes its reservation, claims up to
+    /// ``batchLimit(_:now:)`` subtasks (and at most the service's slow-start window) (``claimBatch(serviceID:limit:on:now:)``), spends their
+    /// rate-limit tokens, marks them handed over, sends them all at once (at most
+    /// `max_connections` in flight), records the outcomes together (``recordBatch(_:service:on:now:)``)
+    /// and releases the reservation.
+    ///
+    /// One reservation holder per service: only the instance holding a service's reservation
+    /// sends through it, so the service's `max_connections` holds across all instances together.
     func dispatch(_ service: EmailService, on db: any Database) async throws -> DispatchResult {
         let sql = db.sql
         let serviceID = try service.requireID()
         var now = clock.now()
 
         let reservations = reservations(on: sql)
-        guard try await reservations.acquire(serviceID, at: now) else { return .reservedElsewhere }
+        guard try await reservations.acquire(serviceID, at: now) else { return DispatchResult(reservedElsewhere: true) }
         do {
-            guard let claim = try await claimNext(serviceID: serviceID, on: sql, now: now) else {
+            let window = windows.withLock { $0[serviceID] ?? 1 }
+            let limit = min(Self.batchLimit(service, now: now), window)
+            guard limit > 0 else {
+                // Out of rate-limit tokens: wait until the next one instead of polling.
+                if let bucket = Self.rateBucket(of: service, now: now) {
+                    try await sql.raw("UPDATE email_services SET next_available_at = \(bind: bucket.nextToken(after: now)) WHERE id = \(bind: serviceID)").run()
+                }
                 try await reservations.release(serviceID)
-                return .idle
+                return DispatchResult()
             }
-            let email = render(claim, service: service)
+            let claims = try await claimBatch(serviceID: serviceID, limit: limit, on: sql, now: now)
+            guard !claims.isEmpty else {
+                try await reservations.release(serviceID)
+                return DispatchResult()
+            }
+            if var bucket = Self.rateBucket(of: service, now: now) {
+                bucket.take(claims.count, at: now)
+                try await sql.raw("UPDATE email_services SET rate_tokens = \(bind: bucket.tokens), rate_tokens_at = \(bind: bucket.at) WHERE id = \(bind: serviceID)").run()
+            }
             let mailer: any Mailer
             do {
                 mailer = try self.mailer(for: service)
             } catch {
-                // The service's settings are broken, not the recipient: put the claim back
+                // The service's settings are broken, not the recipients: put the claims back
                 // untouched and freeze the service until an operator fixes it.
-                try await unclaimAndFreeze(claim, service: service, reason: "\(error)", on: sql)
+                try await unclaimAndFreeze(claims, service: service, reason: "\(error)", on: sql)
                 try await reservations.release(serviceID)
-                return .failed
+                return DispatchResult(failed: claims.count)
             }
-            let subtaskID = try claim.subtask.requireID()
-            let outcome = await withLeaseRenewal(serviceID: serviceID, subtaskID: subtaskID, on: sql) {
-                await mailer.send(email)
+            let emails = claims.map { render($0, service: service) }
+            let ids = try claims.map { try $0.subtask.requireID() }
+            // From here on the subtasks may leave the building: the crash rule marks them
+            // interrupted, never pending (``housekeeping(_:report:)``).
+            try await sql.raw("""
+                UPDATE sub_tasks SET handed_over_at = \(bind: now)
+                WHERE id IN (\(binds: ids)) AND claimed_by = \(bind: configuration.instanceID) AND status = \(bind: SubTaskStatus.sending.rawValue)
+                """).run()
+            let outcomes = await withLeaseRenewal(serviceID: serviceID, subtaskIDs: ids, on: sql) {
+                await withTaskGroup(of: (Int, MailerOutcome).self) { group in
+                    for (index, email) in emails.enumerated() {
+                        group.addTask { (index, await mailer.send(email)) }
+                    }
+                    var outcomes = [MailerOutcome?](repeating: nil, count: emails.count)
+                    for await (index, outcome) in group { outcomes[index] = outcome }
+                    return outcomes.map { $0 ?? .transientFailure("no outcome") }
+                }
             }
             now = clock.now()
+            let batch = zip(outcomes, claims).map { CompletedSend(outcome: $0, claim: $1) }
+            let failed = batch.contains { effect(of: $0.outcome, attempts: $0.claim.subtask.attempts, now: now).service == .failure }
+            windows.withLock { $0[serviceID] = failed ? 1 : min(Self.maxBatch, 2 * window) }
             do {
-                try await record(outcome, claim: claim, service: service, on: db, now: now)
+                try await recordBatch(batch, service: service, on: db, now: now)
             } catch {
-                unrecorded.withLock { $0.append(UnrecordedOutcome(outcome: outcome, claim: claim, service: service, since: now)) }
+                unrecorded.withLock { kept in kept += batch.map { UnrecordedOutcome(outcome: $0.outcome, claim: $0.claim, service: service, since: now) } }
                 throw error
             }
             try await reservations.release(serviceID)
-            if case .sent = outcome { return .sent }
-            return .failed
+            let sent = outcomes.filter { if case .sent = $0 { true } else { false } }.count
+            return DispatchResult(sent: sent, failed: outcomes.count - sent)
         } catch {
             try? await reservations.release(serviceID)
             throw error
         }
     }
 
-    /// Records the outcomes kept while the database was unreachable, oldest first.
+    /// Records the outcomes kept while the database was unreachable, oldest first, one batch per
+    /// service.
     /// - Throws: the database's error; what was not recorded is kept for the next cycle.
     func recordUnrecorded(on db: any Database) async throws {
         let pending = unrecorded.withLock { p in defer { p.removeAll() }; return p }
-        for (index, item) in pending.enumerated() {
+        guard !pending.isEmpty else { return }
+        var batches: [(service: EmailService, items: [UnrecordedOutcome])] = []
+        for item in pending {
+            if let index = batches.firstIndex(where: { $0.service.id == item.service.id }) {
+                batches[index].items.append(item)
+            } else {
+                batches.append((item.service, [item]))
+            }
+        }
+        for (index, batch) in batches.enumerated() {
             do {
-                try await record(item.outcome, claim: item.claim, service: item.service, on: db, now: clock.now())
+                try await recordBatch(batch.items.map { CompletedSend(outcome: $0.outcome, claim: $0.claim) }, service: batch.service, on: db, now: clock.now())
             } catch {
                 let now = clock.now()
-                let keep = pending[index...].filter { now.timeIntervalSince($0.since) < Self.unrecordedKeepSeconds }
-                if keep.count < pending.count - index {
+                let left = batches[index...].flatMap(\.items)
+                let keep = left.filter { now.timeIntervalSince($0.since) < Self.unrecordedKeepSeconds }
+                if keep.count < left.count {
                     logger.error("send outcomes given up after waiting for the database; their subtasks will be marked interrupted",
-                                 metadata: ["count": "\(pending.count - index - keep.count)"])
+                                 metadata: ["count": "\(left.count - keep.count)"])
                 }
                 unrecorded.withLock { $0.insert(contentsOf: keep, at: 0) }
                 throw error
             }
         }
-        if !pending.isEmpty { logger.notice("send outcomes recorded after the database returned", metadata: ["count": "\(pending.count)"]) }
+        logger.notice("send outcomes recorded after the database returned", metadata: ["count": "\(pending.count)"])
     }
 
-    /// Returns a claimed subtask to `pending` without spending an attempt and freezes the service.
-    func unclaimAndFreeze(_ claim: Claim, service: EmailService, reason: String, on sql: any SQLDatabase) async throws {
+    /// Returns claimed subtasks to `pending` without spending an attempt and freezes the service.
+    func unclaimAndFreeze(_ claims: [Claim], service: EmailService, reason: String, on sql: any SQLDatabase) async throws {
         let now = clock.now()
         try await sql.raw("""
             UPDATE sub_tasks SET status = \(bind: SubTaskStatus.pending.rawValue), attempts = attempts - 1, claimed_by = NULL, lease_expires_at = NULL, updated_at = \(bind: now)
-            WHERE id = \(bind: claim.subtask.requireID()) AND claimed_by = \(bind: configuration.instanceID) AND status = \(bind: SubTaskStatus.sending.rawValue)
+            WHERE id IN (\(binds: try claims.map { try $0.subtask.requireID() })) AND claimed_by = \(bind: configuration.instanceID) AND status = \(bind: SubTaskStatus.sending.rawValue)
             """).run()
         try await sql.raw("""
             UPDATE email_services SET is_frozen = \(SQLLiteral.boolean(true)), frozen_until = \(bind: now.addingTimeInterval(configuration.freezeSeconds))
@@ -327,39 +459,73 @@ public final class QueueScheduler: Sendable {
         var task: TaskRecord
     }
 
-    /// Claims the next subtask: among active, due tasks with pending due subtasks, the user whose
-    /// last claim is oldest (never first), then the oldest task, then the lowest sequence.
-    func claimNext(serviceID: UUID, on sql: any SQLDatabase, now: Date) async throws -> Claim? {
-        let candidates = try await sql.raw("""
-            SELECT t.id AS task_id, t.user_id AS user_id FROM tasks t JOIN users u ON u.id = t.user_id
-            WHERE t.status IN (\(binds: [TaskStatus.queued.rawValue, TaskStatus.sending.rawValue])) AND (t.scheduled_at IS NULL OR t.scheduled_at <= \(bind: now))
-              AND EXISTS (SELECT 1 FROM sub_tasks s WHERE s.task_id = t.id AND s.status = \(bind: SubTaskStatus.pending.rawValue)
-                          AND (s.next_attempt_at IS NULL OR s.next_attempt_at <= \(bind: now)))
-            ORDER BY (u.last_dispatched_at IS NOT NULL), u.last_dispatched_at, t.created_at, t.id
-            LIMIT 5
-            """).all(decoding: CandidateRow.self)
-        let skipLocked = SQLDialectKind(sql).forUpdateSkipLocked
+    /// The one statement that claims up to `limit` due subtasks for `serviceID` at `now`
+    /// (reference case C22), in `dialect`, returning `id, task_id` of each claimed row.
+    ///
+    /// Order (today's fairness, now within a batch too): each user's due subtasks are numbered
+    /// FIFO — oldest task first, then by sequence — and the batch takes every user's first, then
+    /// every user's second, …; users of equal turn go by who was served longest ago (never first).
+    /// Only `queued`/`sending` tasks whose `scheduled_at` passed, and subtasks whose retry time
+    /// passed, are due: paused and cancelled tasks never are.
+    ///
+    /// PostgreSQL: the locking sub-select is a `WITH … AS MATERIALIZED` query with
+    /// `FOR UPDATE OF s SKIP LOCKED`, which runs exactly once whatever the plan, so one call never
+    /// returns more than `limit` rows and two instances never get the same row; the outer
+    /// `status = pending` re-check drops a row another claimer committed meanwhile. SQLite has one
+    /// writer, so the same statement without locks is already atomic.
+    ///
+    /// The lease instant is this instance's clock: on SQLite the one process's clock is the
+    /// database's clock. On PostgreSQL it is the injected clock too (tests drive lease expiry
+    /// with `ManualClock`); instances sharing a database are expected to run NTP-synchronised
+    /// clocks, and a lease of `leaseSeconds` (30 s) dwarfs their skew.
+    func claimStatement(serviceID: UUID, limit: Int, now: Date, dialect: SQLDialectKind) -> SQLQueryString {
+        let pending = SubTaskStatus.pending.rawValue
         let lease = now.addingTimeInterval(configuration.leaseSeconds)
-        for candidate in candidates {
-            let claimed = try await sql.raw("""
-                UPDATE sub_tasks SET status = \(bind: SubTaskStatus.sending.rawValue), service_id = \(bind: serviceID), claimed_by = \(bind: configuration.instanceID),
-                    lease_expires_at = \(bind: lease), attempts = attempts + 1, updated_at = \(bind: now)
-                WHERE id = (SELECT id FROM sub_tasks WHERE task_id = \(bind: candidate.task_id) AND status = \(bind: SubTaskStatus.pending.rawValue)
-                            AND (next_attempt_at IS NULL OR next_attempt_at <= \(bind: now))
-                            ORDER BY sequence LIMIT 1 \(unsafeRaw: skipLocked))
-                  AND status = \(bind: SubTaskStatus.pending.rawValue)
-                RETURNING id
-                """).all(decoding: IDRow.self)
-            guard let id = claimed.first?.id else { continue }
-            try await sql.raw("UPDATE users SET last_dispatched_at = \(bind: now) WHERE id = \(bind: candidate.user_id)").run()
-            try await sql.raw("UPDATE tasks SET status = \(bind: TaskStatus.sending.rawValue), updated_at = \(bind: now) WHERE id = \(bind: candidate.task_id) AND status = \(bind: TaskStatus.queued.rawValue)").run()
-            try await reservations(on: sql).noteSubtask(id, of: serviceID)
-            let db = sql as! any Database
-            guard let subtask = try await SubTaskRecord.find(id, on: db),
-                  let task = try await TaskRecord.find(candidate.task_id, on: db) else { continue }
-            return Claim(subtask: subtask, task: task)
-        }
-        return nil
+        return """
+            WITH due AS (
+                SELECT s.id AS id,
+                    ROW_NUMBER() OVER (PARTITION BY t.user_id ORDER BY t.created_at, t.id, s.sequence) AS turn,
+                    CASE WHEN u.last_dispatched_at IS NULL THEN 0 ELSE 1 END AS served, u.last_dispatched_at AS served_at,
+                    t.created_at AS task_created_at, t.id AS task_id, s.sequence AS sequence
+                FROM sub_tasks s JOIN tasks t ON t.id = s.task_id JOIN users u ON u.id = t.user_id
+                WHERE s.status = \(bind: pending) AND (s.next_attempt_at IS NULL OR s.next_attempt_at <= \(bind: now))
+                  AND t.status IN (\(binds: [TaskStatus.queued.rawValue, TaskStatus.sending.rawValue])) AND (t.scheduled_at IS NULL OR t.scheduled_at <= \(bind: now))
+            ), picked AS \(unsafeRaw: dialect.materialized) (
+                SELECT s.id FROM sub_tasks s JOIN due ON due.id = s.id
+                WHERE s.status = \(bind: pending)
+                ORDER BY due.turn, due.served, due.served_at, due.task_created_at, due.task_id, due.sequence
+                LIMIT \(bind: limit) \(unsafeRaw: dialect.forUpdateSkipLocked(of: "s"))
+            )
+            UPDATE sub_tasks SET status = \(bind: SubTaskStatus.sending.rawValue), service_id = \(bind: serviceID), claimed_by = \(bind: configuration.instanceID),
+                lease_expires_at = \(bind: lease), handed_over_at = NULL, attempts = attempts + 1, updated_at = \(bind: now)
+            WHERE id IN (SELECT id FROM picked) AND status = \(bind: pending)
+            RETURNING id, task_id
+            """
+    }
+
+    /// Claims up to `limit` due subtasks for `serviceID` with ``claimStatement(serviceID:limit:now:)``,
+    /// then marks their users served at `now` and their queued tasks `sending`.
+    /// - Returns: the claims, by task and sequence; empty when nothing is due.
+    func claimBatch(serviceID: UUID, limit: Int, on sql: any SQLDatabase, now: Date) async throws -> [Claim] {
+        guard limit > 0 else { return [] }
+        let dialect = SQLDialectKind(sql)
+        let claimed = try await sql.raw(claimStatement(serviceID: serviceID, limit: limit, now: now, dialect: dialect)).all(decoding: TaskIDAndIDRow.self)
+        guard !claimed.isEmpty else { return [] }
+        let taskIDs = Array(Set(claimed.map(\.task_id)))
+        try await sql.raw("""
+            UPDATE users SET last_dispatched_at = \(bind: now) WHERE id IN (SELECT user_id FROM tasks WHERE id IN (\(binds: taskIDs)))
+            """).run()
+        try await sql.raw("""
+            UPDATE tasks SET status = \(bind: TaskStatus.sending.rawValue), updated_at = \(bind: now)
+            WHERE id IN (\(binds: taskIDs)) AND status = \(bind: TaskStatus.queued.rawValue)
+            """).run()
+        try await reservations(on: sql).noteSubtask(claimed[0].id, of: serviceID)
+        let db = sql as! any Database
+        let subtasks = try await SubTaskRecord.query(on: db).filter(\.$id ~~ claimed.map(\.id)).all()
+        let tasks = Dictionary(uniqueKeysWithValues: try await TaskRecord.query(on: db).filter(\.$id ~~ taskIDs).all().map { (try $0.requireID(), $0) })
+        return subtasks
+            .compactMap { subtask in tasks[subtask.$task.id].map { Claim(subtask: subtask, task: $0) } }
+            .sorted { ($0.task.createdAt ?? .distantPast, $0.subtask.sequence) < ($1.task.createdAt ?? .distantPast, $1.subtask.sequence) }
     }
 
     func render(_ claim: Claim, service: EmailService) -> OutgoingEmail {
@@ -405,8 +571,9 @@ public final class QueueScheduler: Sendable {
         return fresh
     }
 
-    /// Runs `send`, renewing the reservation and the claim every third of the lease meanwhile.
-    func withLeaseRenewal(serviceID: UUID, subtaskID: UUID, on sql: any SQLDatabase, _ send: @Sendable () async -> MailerOutcome) async -> MailerOutcome {
+    /// Runs `send`, renewing the reservation and the claims of `subtaskIDs` every third of the
+    /// lease meanwhile.
+    func withLeaseRenewal<Result: Sendable>(serviceID: UUID, subtaskIDs: [UUID], on sql: any SQLDatabase, _ send: @Sendable () async -> Result) async -> Result {
         let interval = configuration.leaseSeconds / 3
         let renewal = Task {
             while !Task.isCancelled {
@@ -414,129 +581,219 @@ public final class QueueScheduler: Sendable {
                 let now = clock.now()
                 try await reservations(on: sql).renew(serviceID, at: now)
                 let expires = now.addingTimeInterval(configuration.leaseSeconds)
-                try await sql.raw("UPDATE sub_tasks SET lease_expires_at = \(bind: expires) WHERE id = \(bind: subtaskID) AND claimed_by = \(bind: configuration.instanceID) AND status = \(bind: SubTaskStatus.sending.rawValue)").run()
+                try await sql.raw("""
+                    UPDATE sub_tasks SET lease_expires_at = \(bind: expires)
+                    WHERE id IN (\(binds: subtaskIDs)) AND claimed_by = \(bind: configuration.instanceID) AND status = \(bind: SubTaskStatus.sending.rawValue)
+                    """).run()
             }
         }
-        let outcome = await send()
+        let result = await send()
         renewal.cancel()
-        return outcome
+        return result
     }
 
-    /// Records an attempt's outcome: the subtask, the task's counts and state, the service's
-    /// quota, pacing and failure streak, in one transaction. Then calls the monitoring hooks.
-    ///
-    /// Safe to call again after a failure (``recordUnrecorded(on:)``): the transaction applies
-    /// all or nothing, and an outcome already applied is not counted twice.
-    func record(_ outcome: MailerOutcome, claim: Claim, service: EmailService, on db: any Database, now: Date) async throws {
-        let applied = try await db.transaction { tx in
-            try await self.apply(outcome, claim: claim, service: service, on: tx.sql, now: now)
+    /// One send's outcome and the claim it was for: an entry of a completion batch.
+    struct CompletedSend: Sendable {
+        var outcome: MailerOutcome
+        var claim: Claim
+    }
+
+    /// What one outcome does to its subtask and its service. ``effect(of:attempts:now:)`` is the
+    /// one place each `MailerOutcome` case is decided; a new case slots in there.
+    struct OutcomeEffect: Sendable, Equatable {
+        /// What the outcome says about the service's health (its failure streak and freeze).
+        enum ServiceEffect: Sendable, Equatable {
+            /// The service works: the streak resets.
+            case success
+            /// The service failed: the streak grows and may freeze it.
+            case failure
+            /// Nothing about the service (e.g. a recipient's message cannot be built).
+            case neutral
         }
-        // nil: a retry of an outcome whose transaction had committed; only the follow-ups remain.
-        let (firstSent, terminal) = applied ?? (false, true)
+        /// The subtask's new status: `sent`, `failed` (final) or `pending` (retried at `retryAt`).
+        var status: SubTaskRecord.Status
+        var lastError: String? = nil
+        var messageID: String? = nil
+        var retryAt: Date? = nil
+        var service: ServiceEffect
+        /// Whether the attempt counted at claim time stays spent (`false` gives it back).
+        var attemptSpent = true
+    }
+
+    /// The effect of `outcome` for a subtask on its `attempts`-th attempt, at `now`.
+    func effect(of outcome: MailerOutcome, attempts: Int, now: Date) -> OutcomeEffect {
+        switch outcome {
+        case .sent(let messageID):
+            return OutcomeEffect(status: .sent, messageID: messageID, service: .success)
+        case .invalidMessage(let reason):
+            return OutcomeEffect(status: .failed, lastError: String(reason.prefix(1000)), service: .neutral)
+        case .permanentFailure(let reason):
+            return OutcomeEffect(status: .failed, lastError: String(reason.prefix(1000)), service: .failure)
+        case .transientFailure(let reason):
+            let giveUp = attempts >= configuration.maxAttempts
+            return OutcomeEffect(status: giveUp ? .failed : .pending, lastError: String(reason.prefix(1000)),
+                                 retryAt: giveUp ? nil : now.addingTimeInterval(configuration.retryDelay(afterAttempt: attempts)), service: .failure)
+        }
+    }
+
+    /// What applying a completion batch changed.
+    struct BatchApplied: Sendable, Equatable {
+        /// Subtask rows the guarded updates changed.
+        var changedRows = 0
+        /// Entries whose subtask came earlier in the same batch (ignored).
+        var duplicates = 0
+        /// Entries whose subtask this instance no longer holds (recorded already, or its lease
+        /// was lost and another instance took it): nothing changed.
+        var stale = 0
+        /// Tasks whose first message this batch sent.
+        var firstSent: Set<UUID> = []
+        /// Tasks with a subtask that reached a final state (or whose entries were stale, so that
+        /// the follow-ups of an earlier, committed attempt still run).
+        var settledTasks: Set<UUID> = []
+    }
+
+    /// Records a batch of outcomes of `service` in one transaction (``applyBatch(_:service:on:now:)``),
+    /// then calls the monitoring hooks: first sent, progress and completion of each task touched.
+    ///
+    /// Safe to call again with the same batch after a failure, even one whose commit went
+    /// through (``recordUnrecorded(on:)``): only rows still claimed by this instance change, so
+    /// nothing is counted twice (reference case C24).
+    @discardableResult
+    func recordBatch(_ sends: [CompletedSend], service: EmailService, on db: any Database, now: Date) async throws -> BatchApplied {
+        let applied = try await db.transaction { tx in
+            try await self.applyBatch(sends, service: service, on: tx.sql, now: now)
+        }
         let sql = db.sql
-        let taskID = try claim.task.requireID()
-        let task = claim.task
-        if firstSent {
+        var tasks: [UUID: TaskRecord] = [:]
+        for send in sends { if let id = send.claim.task.id { tasks[id] = send.claim.task } }
+        for taskID in applied.firstSent.sorted(by: { $0.uuidString < $1.uuidString }) {
+            guard let task = tasks[taskID] else { continue }
             let wait = TaskFigures.waitSeconds(createdAt: task.createdAt, scheduledAt: task.scheduledAt, firstSentAt: now)
             await hooks.firstSent(taskID: taskID, userID: task.$user.id, waitSeconds: wait, totalSubtasks: task.totalCount, at: now)
         }
-        if terminal {
+        for taskID in applied.settledTasks.sorted(by: { $0.uuidString < $1.uuidString }) {
+            guard let task = tasks[taskID] else { continue }
             if let counts = try await sql.raw("SELECT sent_count, failed_count, total_count FROM tasks WHERE id = \(bind: taskID)").first(decoding: CountsRow.self) {
                 await hooks.progress(taskID: taskID, userID: task.$user.id, sent: counts.sent_count, failed: counts.failed_count, total: counts.total_count, at: now)
             }
             try await finishIfDone(taskID: taskID, on: sql, now: now)
         }
+        return applied
     }
 
-    /// The statements of ``record(_:claim:service:on:now:)``: whether this was the task's first
-    /// sent message and whether the subtask reached a terminal state; `nil` when the subtask no
-    /// longer holds this claim (the outcome was recorded already), in which case nothing changes.
-    func apply(_ outcome: MailerOutcome, claim: Claim, service: EmailService, on sql: any SQLDatabase, now: Date) async throws -> (firstSent: Bool, terminal: Bool)? {
-        let subtaskID = try claim.subtask.requireID()
-        let taskID = try claim.task.requireID()
+    /// The statements of ``recordBatch(_:service:on:now:)``, on one transaction's `sql`.
+    ///
+    /// 1. Entries are deduplicated by subtask (the first wins).
+    /// 2. Each subtask row changes only when it is still `sending` and claimed by this instance
+    ///    (`UPDATE … RETURNING`); a `sent` outcome also moves a row that housekeeping marked
+    ///    `interrupted` meanwhile (this instance stalled past its lease) from failed to sent.
+    /// 3. Task counts, quota and the service's pacing and failure streak change by exactly the
+    ///    rows step 2 changed, summed per task and per service before one `UPDATE` per key.
+    func applyBatch(_ sends: [CompletedSend], service: EmailService, on sql: any SQLDatabase, now: Date) async throws -> BatchApplied {
         let serviceID = try service.requireID()
         let me = configuration.instanceID
-        let nextAvailable = now.addingTimeInterval(service.sendingIntervalSeconds)
-        var firstSent = false
-        var terminal = false
+        var result = BatchApplied()
+        var seen: Set<UUID> = []
+        var counts: [UUID: (sent: Int, failed: Int)] = [:]
+        var sentCount = 0
+        // The failure streak over the changed rows in batch order: reset by a success.
+        var streakReset = false
+        var failuresAfterReset = 0
 
-        switch outcome {
-        case .sent(let messageID):
-            func markSent(from status: SubTaskStatus) async throws -> Bool {
-                !(try await sql.raw("""
-                    UPDATE sub_tasks SET status = \(bind: SubTaskStatus.sent.rawValue), sent_at = \(bind: now), provider_message_id = \(bind: messageID),
-                        last_error = NULL, lease_expires_at = NULL, updated_at = \(bind: now)
-                    WHERE id = \(bind: subtaskID) AND claimed_by = \(bind: me) AND status = \(bind: status.rawValue)
+        for send in sends {
+            let subtaskID = try send.claim.subtask.requireID()
+            let taskID = try send.claim.task.requireID()
+            guard seen.insert(subtaskID).inserted else { result.duplicates += 1; continue }
+            let e = effect(of: send.outcome, attempts: send.claim.subtask.attempts, now: now)
+            var changed: Bool
+            var recoveredFromInterrupted = false
+            if e.status == .sent {
+                func markSent(from status: SubTaskStatus, interruptedOnly: Bool) async throws -> Bool {
+                    !(try await sql.raw("""
+                        UPDATE sub_tasks SET status = \(bind: SubTaskStatus.sent.rawValue), sent_at = \(bind: now), provider_message_id = \(bind: e.messageID),
+                            last_error = NULL, lease_expires_at = NULL, updated_at = \(bind: now)
+                        WHERE id = \(bind: subtaskID) AND claimed_by = \(bind: me) AND status = \(bind: status.rawValue)\(unsafeRaw: interruptedOnly ? " AND last_error = 'interrupted'" : "")
+                        RETURNING id
+                        """).all().isEmpty)
+                }
+                changed = try await markSent(from: .sending, interruptedOnly: false)
+                if !changed {
+                    recoveredFromInterrupted = try await markSent(from: .failed, interruptedOnly: true)
+                    changed = recoveredFromInterrupted
+                }
+            } else {
+                changed = !(try await sql.raw("""
+                    UPDATE sub_tasks SET status = \(bind: e.status.rawValue), last_error = \(bind: e.lastError), next_attempt_at = \(bind: e.retryAt),
+                        attempts = attempts - \(bind: e.attemptSpent ? 0 : 1), claimed_by = NULL, lease_expires_at = NULL, updated_at = \(bind: now)
+                    WHERE id = \(bind: subtaskID) AND claimed_by = \(bind: me) AND status = \(bind: SubTaskStatus.sending.rawValue)
                     RETURNING id
                     """).all().isEmpty)
             }
-            // A claim that housekeeping marked interrupted (this instance stalled past its lease)
-            // was sent after all: move it from failed to sent, and its count with it.
-            var wasCountedFailed = false
-            if try await !markSent(from: .sending) {
-                wasCountedFailed = try await markSent(from: .failed)
-                if !wasCountedFailed { return nil }
+            guard changed else {
+                result.stale += 1
+                result.settledTasks.insert(taskID)
+                continue
             }
-            firstSent = !(try await sql.raw("UPDATE tasks SET started_at = \(bind: now) WHERE id = \(bind: taskID) AND started_at IS NULL RETURNING id").all().isEmpty)
-            try await sql.raw("""
-                UPDATE tasks SET sent_count = sent_count + 1\(unsafeRaw: wasCountedFailed ? ", failed_count = failed_count - 1" : ""), updated_at = \(bind: now)
-                WHERE id = \(bind: taskID)
-                """).run()
-            try await sql.raw("""
-                UPDATE email_services SET used_quota = CASE WHEN used_quota < daily_quota THEN used_quota + 1 ELSE used_quota END,
-                    consecutive_failures = 0, next_available_at = \(bind: nextAvailable)
-                WHERE id = \(bind: serviceID)
-                """).run()
-            terminal = true
-        case .invalidMessage(let reason):
-            guard try await !sql.raw("""
-                UPDATE sub_tasks SET status = \(bind: SubTaskStatus.failed.rawValue), last_error = \(bind: String(reason.prefix(1000))), claimed_by = NULL,
-                    lease_expires_at = NULL, updated_at = \(bind: now)
-                WHERE id = \(bind: subtaskID) AND claimed_by = \(bind: me) AND status = \(bind: SubTaskStatus.sending.rawValue)
-                RETURNING id
-                """).all().isEmpty else { return nil }
-            try await sql.raw("UPDATE tasks SET failed_count = failed_count + 1, updated_at = \(bind: now) WHERE id = \(bind: taskID)").run()
-            try await sql.raw("UPDATE email_services SET next_available_at = \(bind: nextAvailable) WHERE id = \(bind: serviceID)").run()
-            terminal = true
-        case .transientFailure(let reason), .permanentFailure(let reason):
-            let permanent: Bool
-            if case .permanentFailure = outcome { permanent = true } else { permanent = false }
-            let attempts = claim.subtask.attempts
-            let giveUp = permanent || attempts >= configuration.maxAttempts
-            let retryAt = now.addingTimeInterval(configuration.retryDelay(afterAttempt: attempts))
-            guard try await !sql.raw("""
-                UPDATE sub_tasks SET status = \(bind: (giveUp ? SubTaskStatus.failed : .pending).rawValue), last_error = \(bind: String(reason.prefix(1000))),
-                    next_attempt_at = \(bind: giveUp ? nil : retryAt), claimed_by = NULL, lease_expires_at = NULL, updated_at = \(bind: now)
-                WHERE id = \(bind: subtaskID) AND claimed_by = \(bind: me) AND status = \(bind: SubTaskStatus.sending.rawValue)
-                RETURNING id
-                """).all().isEmpty else { return nil }
-            if giveUp {
-                try await sql.raw("UPDATE tasks SET failed_count = failed_count + 1, updated_at = \(bind: now) WHERE id = \(bind: taskID)").run()
-                terminal = true
+            result.changedRows += 1
+            switch e.status {
+            case .sent:
+                counts[taskID, default: (0, 0)].sent += 1
+                if recoveredFromInterrupted { counts[taskID, default: (0, 0)].failed -= 1 }
+                sentCount += 1
+                result.settledTasks.insert(taskID)
+            case .failed:
+                counts[taskID, default: (0, 0)].failed += 1
+                result.settledTasks.insert(taskID)
+            default:
+                break
             }
-            let freezeUntil = now.addingTimeInterval(configuration.freezeSeconds)
-            let frozen = try await sql.raw("""
-                UPDATE email_services SET consecutive_failures = consecutive_failures + 1, next_available_at = \(bind: nextAvailable),
-                    is_frozen = CASE WHEN consecutive_failures + 1 >= \(bind: configuration.freezeAfterFailures) THEN \(SQLLiteral.boolean(true)) ELSE is_frozen END,
-                    frozen_until = CASE WHEN consecutive_failures + 1 >= \(bind: configuration.freezeAfterFailures) THEN \(bind: freezeUntil) ELSE frozen_until END
-                WHERE id = \(bind: serviceID)
-                RETURNING is_frozen
-                """).all(decoding: FrozenRow.self)
-            logger.notice("send failed", metadata: [
-                "service": "\(service.name)", "subtask_id": "\(subtaskID)", "attempt": "\(attempts)",
-                "final": "\(giveUp)", "reason": "\(reason)",
-            ])
-            if frozen.first?.is_frozen == true && !service.isFrozen {
-                logger.warning("service frozen after consecutive failures", metadata: ["service": "\(service.name)", "until": "\(freezeUntil)"])
+            switch e.service {
+            case .success: streakReset = true; failuresAfterReset = 0
+            case .failure: failuresAfterReset += 1
+            case .neutral: break
+            }
+            if e.status != .sent {
+                logger.notice("send failed", metadata: [
+                    "service": "\(service.name)", "subtask_id": "\(subtaskID)", "attempt": "\(send.claim.subtask.attempts)",
+                    "final": "\(e.status == .failed)", "reason": "\(e.lastError ?? "")",
+                ])
             }
         }
+        guard result.changedRows > 0 else { return result }
 
-        return (firstSent, terminal)
+        for (taskID, delta) in counts.sorted(by: { $0.key.uuidString < $1.key.uuidString }) {
+            if delta.sent > 0 {
+                let first = try await sql.raw("UPDATE tasks SET started_at = \(bind: now) WHERE id = \(bind: taskID) AND started_at IS NULL RETURNING id").all()
+                if !first.isEmpty { result.firstSent.insert(taskID) }
+            }
+            try await sql.raw("""
+                UPDATE tasks SET sent_count = sent_count + \(bind: delta.sent), failed_count = failed_count + \(bind: delta.failed), updated_at = \(bind: now)
+                WHERE id = \(bind: taskID)
+                """).run()
+        }
+
+        let streak: SQLQueryString = "CASE WHEN \(bind: streakReset ? 1 : 0) = 1 THEN \(bind: failuresAfterReset) ELSE consecutive_failures + \(bind: failuresAfterReset) END"
+        let freezes: SQLQueryString = "\(bind: failuresAfterReset) > 0 AND \(streak) >= \(bind: configuration.freezeAfterFailures)"
+        let freezeUntil = now.addingTimeInterval(configuration.freezeSeconds)
+        let frozen = try await sql.raw("""
+            UPDATE email_services SET
+                used_quota = CASE WHEN used_quota + \(bind: sentCount) <= daily_quota THEN used_quota + \(bind: sentCount) ELSE daily_quota END,
+                next_available_at = \(bind: now.addingTimeInterval(service.sendingIntervalSeconds)),
+                consecutive_failures = \(streak),
+                is_frozen = CASE WHEN \(freezes) THEN \(SQLLiteral.boolean(true)) ELSE is_frozen END,
+                frozen_until = CASE WHEN \(freezes) THEN \(bind: freezeUntil) ELSE frozen_until END
+            WHERE id = \(bind: serviceID)
+            RETURNING is_frozen
+            """).all(decoding: FrozenRow.self)
+        if frozen.first?.is_frozen == true && !service.isFrozen {
+            logger.warning("service frozen after consecutive failures", metadata: ["service": "\(service.name)", "until": "\(freezeUntil)"])
+        }
+        return result
     }
 
     struct TaskIDRow: Decodable { var task_id: UUID }
+    struct TaskIDAndIDRow: Decodable { var id: UUID; var task_id: UUID }
     struct IDRow: Decodable { var id: UUID }
-    struct CandidateRow: Decodable { var task_id: UUID; var user_id: UUID }
     struct FrozenRow: Decodable { var is_frozen: Bool }
     struct CountsRow: Decodable { var sent_count: Int; var failed_count: Int; var total_count: Int }
     struct FinishedRow: Decodable { var user_id: UUID; var status: String; var sent_count: Int; var failed_count: Int; var total_count: Int }

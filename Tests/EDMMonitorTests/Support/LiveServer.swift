@@ -51,7 +51,8 @@ struct DashboardScenario {
 
     private static func seed(_ app: Application, smtpPort: Int, baseURL: String, tokens: TokenProbe) async throws -> DashboardScenario {
         let user = try await Fixtures.user(app)
-        try await Fixtures.service(app, name: "relay", provider: .smtp, config: .init(smtp: .init(host: "127.0.0.1", port: smtpPort, security: .none)), quota: 1000)
+        // One connection: one message per cycle, so the loop below stops at exactly `wanted`.
+        try await Fixtures.service(app, name: "relay", provider: .smtp, config: .init(smtp: .init(host: "127.0.0.1", port: smtpPort, security: .none)), quota: 1000, maxConnections: 1)
         let total = 40, wanted = 16
         let taskID = try await Fixtures.task(app, user: user, recipients: total, name: taskName)
         var sent = 0

@@ -14,9 +14,13 @@ final class ScriptedMailers: MailerFactory, Sendable {
     let clock: any WallClock
     let script: @Sendable (_ service: String, _ call: Int) -> MailerOutcome
     let calls = Mutex<[Call]>([])
-    /// Sends in progress per service, to prove one message in flight per service.
+    /// Sends in progress per service (across every scheduler instance using this factory), to
+    /// prove that a service never has more than its `max_connections` in flight.
     let inFlight = Mutex<[String: Int]>([:])
+    /// Sends that started while the service already had `max_connections` in flight.
     let overlaps = Mutex(0)
+    /// The most sends in flight at once per service.
+    let mostInFlight = Mutex<[String: Int]>([:])
 
     init(clock: any WallClock, script: @escaping @Sendable (_ service: String, _ call: Int) -> MailerOutcome = { _, _ in .sent(messageID: nil) }) {
         self.clock = clock
@@ -24,7 +28,7 @@ final class ScriptedMailers: MailerFactory, Sendable {
     }
 
     func makeMailer(for service: EmailService) throws -> any Mailer {
-        Scripted(factory: self, service: service.name)
+        Scripted(factory: self, service: service.name, maxConnections: service.maxConnections)
     }
 
     var all: [Call] { calls.withLock { $0 } }
@@ -32,10 +36,12 @@ final class ScriptedMailers: MailerFactory, Sendable {
     struct Scripted: Mailer {
         let factory: ScriptedMailers
         let service: String
+        let maxConnections: Int
 
         func send(_ email: OutgoingEmail) async -> MailerOutcome {
-            let busy = factory.inFlight.withLock { m -> Bool in m[service, default: 0] += 1; return m[service]! > 1 }
-            if busy { factory.overlaps.withLock { $0 += 1 } }
+            let now = factory.inFlight.withLock { m -> Int in m[service, default: 0] += 1; return m[service]! }
+            factory.mostInFlight.withLock { $0[service] = max($0[service] ?? 0, now) }
+            if now > maxConnections { factory.overlaps.withLock { $0 += 1 } }
             let index = factory.calls.withLock { c -> Int in
                 c.append(Call(service: service, to: email.toAddress, subject: email.subject, text: email.textBody, at: factory.clock.now()))
                 return c.filter { $0.service == service }.count
@@ -78,8 +84,8 @@ enum Fixtures {
     }
 
     @discardableResult
-    static func service(_ app: Application, name: String, provider: EmailService.Provider = .dryRun, config: ProviderConfig = .init(), quota: Int = 1000, interval: Double = 0, resetTime: String = "00:00", timezone: String = "UTC") async throws -> UUID {
-        let service = EmailService(name: name, provider: provider, providerConfig: config, senderAddress: "news@example.com", senderName: "Example News", dailyQuota: quota, quotaResetTime: resetTime, quotaTimezone: timezone, sendingIntervalSeconds: interval)
+    static func service(_ app: Application, name: String, provider: EmailService.Provider = .dryRun, config: ProviderConfig = .init(), quota: Int = 1000, interval: Double = 0, resetTime: String = "00:00", timezone: String = "UTC", maxConnections: Int = 4, rateLimit: Double = 0) async throws -> UUID {
+        let service = EmailService(name: name, provider: provider, providerConfig: config, senderAddress: "news@example.com", senderName: "Example News", dailyQuota: quota, quotaResetTime: resetTime, quotaTimezone: timezone, sendingIntervalSeconds: interval, maxConnections: maxConnections, rateLimitPerSecond: rateLimit)
         service.createdAt = app.edm.clock.now()
         service.updatedAt = service.createdAt
         try await service.create(on: app.db)
@@ -104,6 +110,7 @@ enum Fixtures {
             total.sent += report.sent
             total.failedAttempts += report.failedAttempts
             total.interrupted += report.interrupted
+            total.requeued += report.requeued
             total.quotaResets += report.quotaResets
             total.thawed += report.thawed
             if report.dispatched == 0 { break }

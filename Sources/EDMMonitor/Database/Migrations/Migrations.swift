@@ -24,5 +24,7 @@ enum AppMigrations {
         CreateAPITokens(),
         CreateMonitoringConfig(),
         AddClaimToAlertNotifications(),
+        AddSendingLimitsToEmailServices(),
+        AddHandedOverAtToSubTasks(),
     ]
 }

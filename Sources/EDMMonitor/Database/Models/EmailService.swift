@@ -47,6 +47,15 @@ public final class EmailService: Model, @unchecked Sendable {
     @Field(key: "is_frozen") public var isFrozen: Bool
     @OptionalField(key: "frozen_until") public var frozenUntil: Date?
     @Field(key: "consecutive_failures") public var consecutiveFailures: Int
+    /// Sends of this service in flight at once, across all instances together, 1…100.
+    @Field(key: "max_connections") public var maxConnections: Int
+    /// Messages one SMTP connection carries before it is closed; `nil`: unlimited, else ≥ 1.
+    @OptionalField(key: "max_messages_per_connection") public var maxMessagesPerConnection: Int?
+    /// Token-bucket rate limit, messages per second ≥ 0 (0: none; fractions allowed).
+    @Field(key: "rate_limit_per_second") public var rateLimitPerSecond: Double
+    /// Tokens left in the rate-limit bucket at `rateTokensAt`; `nil`: full.
+    @OptionalField(key: "rate_tokens") public var rateTokens: Double?
+    @OptionalField(key: "rate_tokens_at") public var rateTokensAt: Date?
 
     public init() {}
 
@@ -54,7 +63,8 @@ public final class EmailService: Model, @unchecked Sendable {
     public init(
         id: UUID? = nil, name: String, provider: Provider, providerConfig: ProviderConfig = .init(),
         senderAddress: String, senderName: String? = nil, dailyQuota: Int, quotaResetTime: String = "00:00",
-        quotaTimezone: String = "UTC", sendingIntervalSeconds: Double = 0, isEnabled: Bool = true
+        quotaTimezone: String = "UTC", sendingIntervalSeconds: Double = 0, isEnabled: Bool = true,
+        maxConnections: Int = 4, maxMessagesPerConnection: Int? = nil, rateLimitPerSecond: Double = 0
     ) {
         self.id = id
         self.name = name
@@ -70,6 +80,9 @@ public final class EmailService: Model, @unchecked Sendable {
         self.isEnabled = isEnabled
         self.isFrozen = false
         self.consecutiveFailures = 0
+        self.maxConnections = maxConnections
+        self.maxMessagesPerConnection = maxMessagesPerConnection
+        self.rateLimitPerSecond = rateLimitPerSecond
     }
 }
 
