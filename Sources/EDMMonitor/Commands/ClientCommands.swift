@@ -178,8 +178,8 @@ struct TasksCommand: AsyncParsableCommand {
     @OptionGroup var client: ClientOptions
     @ArgumentParser.Option(help: "queued, sending, paused, completed, failed or cancelled.") var status: String?
     @ArgumentParser.Option(help: "Only this user's tasks.") var userId: String?
-    @ArgumentParser.Option(help: "Page number, from 1.") var page: Int?
-    @ArgumentParser.Option(help: "Tasks per page, 1 to 500 (default 50).") var perPage: Int?
+    @ArgumentParser.Option(parsing: .unconditional, help: "Page number, from 1.") var page: Int?
+    @ArgumentParser.Option(parsing: .unconditional, help: "Tasks per page, 1 to 500 (default 50).") var perPage: Int?
 
     func run() async throws {
         let query: [(String, String?)] = [("status", status), ("user_id", userId), ("page", page.map(String.init)), ("per_page", perPage.map(String.init))]
@@ -201,8 +201,8 @@ struct AlertsCommand: AsyncParsableCommand {
     @ArgumentParser.Option(help: "Only this rule's alerts.") var ruleId: String?
     @ArgumentParser.Option(help: "Triggered at or after (ISO 8601 or Unix seconds).") var from: String?
     @ArgumentParser.Option(help: "Triggered at or before (ISO 8601 or Unix seconds).") var to: String?
-    @ArgumentParser.Option(help: "Page number, from 1.") var page: Int?
-    @ArgumentParser.Option(help: "Alerts per page, 1 to 500 (default 50).") var perPage: Int?
+    @ArgumentParser.Option(parsing: .unconditional, help: "Page number, from 1.") var page: Int?
+    @ArgumentParser.Option(parsing: .unconditional, help: "Alerts per page, 1 to 500 (default 50).") var perPage: Int?
 
     func run() async throws {
         let query: [(String, String?)] = [("status", status), ("severity", severity), ("rule_id", ruleId), ("from", from), ("to", to),
