@@ -76,13 +76,36 @@ private struct AlertRuleBodyReader {
 
     /// What the body says about one field.
     enum Entry<T> {
-        /// Not in the body (and not required), or refused (a problem was recorded).
+        /// Not in the body.
         case absent
+        /// In the body but refused (a problem was recorded).
+        case refused
         /// `null` for a nullable field: clear it.
         case null
         case value(T)
 
         var value: T? { if case .value(let value) = self { value } else { nil } }
+
+        /// What to store in a field with a default: the value, or `fallback` when absent and
+        /// `defaults` (create, replace); `nil`: leave the field as it is.
+        func orDefault(_ defaults: Bool, _ fallback: T) -> T? {
+            switch self {
+            case .value(let value): value
+            case .absent: defaults ? fallback : nil
+            case .null, .refused: nil
+            }
+        }
+
+        /// What to store in a nullable field: the value, `.some(nil)` to clear it (`null`, or
+        /// absent when `defaults`); `nil`: leave the field as it is.
+        func orNull(_ defaults: Bool) -> T?? {
+            switch self {
+            case .value(let value): .some(value)
+            case .null: .some(nil)
+            case .absent: defaults ? .some(nil) : nil
+            case .refused: nil
+            }
+        }
     }
 
     /// Field `name` converted by `convert`; `expected` names the type for the problem text.
@@ -94,11 +117,11 @@ private struct AlertRuleBodyReader {
         if raw == .null {
             if AlertRuleBody.nullable.contains(name) { return .null }
             details.append(.init(field: name, reason: AlertRuleBody.required.contains(name) ? "is required and must not be null" : "must not be null; leave it out to keep (PATCH) or default (POST, PUT) it"))
-            return .absent
+            return .refused
         }
         guard let value = convert(raw) else {
             details.append(.init(field: name, reason: "must be \(expected)"))
-            return .absent
+            return .refused
         }
         return .value(value)
     }
@@ -106,6 +129,8 @@ private struct AlertRuleBodyReader {
     mutating func string(_ name: String) -> Entry<String> { read(name, "a string") { $0.stringValue } }
     mutating func number(_ name: String) -> Entry<Double> { read(name, "a number") { $0.doubleValue } }
     mutating func bool(_ name: String) -> Entry<Bool> { read(name, "true or false") { if case .bool(let b) = $0 { b } else { nil } } }
+    mutating func array(_ name: String, of expected: String) -> Entry<[JSONValue]> { read(name, "an array of \(expected)") { if case .array(let a) = $0 { a } else { nil } } }
+    mutating func object(_ name: String, of expected: String) -> Entry<[String: JSONValue]> { read(name, "an object of \(expected)") { if case .object(let o) = $0 { o } else { nil } } }
 }
 
 /// What "test now" found for one series of a rule: its value and what an evaluation now would do.
@@ -157,11 +182,7 @@ struct AlertRuleService: Sendable {
             if trimmed.isEmpty || trimmed.count > 200 { problem("name", "must be 1 to 200 characters") }
             rule.name = trimmed
         }
-        switch reader.string("description") {
-        case .value(let text): rule.ruleDescription = text.isEmpty ? nil : text
-        case .null: rule.ruleDescription = nil
-        case .absent: if defaults { rule.ruleDescription = nil }
-        }
+        if let text = reader.string("description").orNull(defaults) { rule.ruleDescription = text.flatMap { $0.isEmpty ? nil : $0 } }
         if let metric = reader.string("metric_name").value {
             if !PrometheusName.isValidMetricName(metric) || metric.count > 100 { problem("metric_name", "must match [a-zA-Z_:][a-zA-Z0-9_:]* (at most 100 characters)") }
             rule.metricName = metric
@@ -169,17 +190,11 @@ struct AlertRuleService: Sendable {
         if let raw = reader.string("condition_type").value {
             if let type = AlertRule.ConditionType(rawValue: raw) { rule.conditionType = type } else { problem("condition_type", "must be one of threshold, rate, absence") }
         }
-        switch reader.string("comparison_operator") {
-        case .value(let raw):
-            if let op = try? AlertComparisonOperator(parsing: raw) { rule.comparisonOperator = op } else { problem("comparison_operator", "must be one of > < >= <= = !=") }
-        case .null: rule.comparisonOperator = nil
-        case .absent: if defaults { rule.comparisonOperator = nil }
+        if let raw = reader.string("comparison_operator").orNull(defaults) {
+            rule.comparisonOperator = raw.flatMap { try? AlertComparisonOperator(parsing: $0) }
+            if raw != nil && rule.comparisonOperator == nil { problem("comparison_operator", "must be one of > < >= <= = !=") }
         }
-        switch reader.number("threshold_value") {
-        case .value(let threshold): rule.thresholdValue = threshold
-        case .null: rule.thresholdValue = nil
-        case .absent: if defaults { rule.thresholdValue = nil }
-        }
+        if let threshold = reader.number("threshold_value").orNull(defaults) { rule.thresholdValue = threshold }
         let window = AlertRuleBody.windowMinutes
         let windowReason = "must be a whole number of minutes from \(window.lowerBound) to \(window.upperBound) (7 days)"
         if let minutes = reader.read("time_window_minutes", "a whole number of minutes", { $0.doubleValue }).value {
@@ -191,7 +206,8 @@ struct AlertRuleService: Sendable {
         if let raw = reader.string("severity").value {
             if let severity = AlertRule.Severity(rawValue: raw) { rule.severity = severity } else { problem("severity", "must be one of info, warning, critical") }
         }
-        if let channels = reader.read("notification_channels", "an array of channels", { if case .array(let a) = $0 { a } else { nil } }).value {
+        if let channels = reader.array("notification_channels", of: "channels")
+            .orDefault(defaults, [.object(["type": .string("log")])]) {
             for (i, value) in channels.enumerated() {
                 guard let channel = AlertChannel(value) else {
                     problem("notification_channels[\(i)].type", "must be one of " + AlertChannel.Kind.allCases.map(\.rawValue).joined(separator: ", "))
@@ -200,11 +216,9 @@ struct AlertRuleService: Sendable {
                 for found in channel.problems(outbound: outbound) { problem("notification_channels[\(i)].\(found.field)", found.reason) }
             }
             rule.notificationChannels = channels
-        } else if defaults && body["notification_channels"] == nil {
-            rule.notificationChannels = [.object(["type": .string("log")])]
         }
-        if let active = reader.bool("is_active").value { rule.isActive = active } else if defaults && body["is_active"] == nil { rule.isActive = true }
-        if let matchers = reader.read("tag_matchers", "an array of {key, op, value}", { if case .array(let a) = $0 { a } else { nil } }).value {
+        if let active = reader.bool("is_active").orDefault(defaults, true) { rule.isActive = active }
+        if let matchers = reader.array("tag_matchers", of: "{key, op, value}").orDefault(defaults, []) {
             var parsed: [TagMatcher] = []
             for (i, item) in matchers.enumerated() {
                 guard case .object(let m) = item else { problem("tag_matchers[\(i)]", "must be an object {key, op, value}"); continue }
@@ -218,55 +232,46 @@ struct AlertRuleService: Sendable {
                 if let key, let op, let value { parsed.append(TagMatcher(key: key, op: op, value: value)) }
             }
             rule.tagMatchers = parsed
-        } else if defaults && body["tag_matchers"] == nil { rule.tagMatchers = [] }
-        if let aggregation = reader.string("aggregation").value {
+        }
+        if let aggregation = reader.string("aggregation").orDefault(defaults, "last") {
             if !["last", "avg", "min", "max", "sum", "count", "p95"].contains(aggregation) { problem("aggregation", "must be one of last, avg, min, max, sum, count, p95") }
             rule.aggregation = aggregation
-        } else if defaults && body["aggregation"] == nil { rule.aggregation = "last" }
+        }
         // Setters, not key paths: writing a Fluent field through a key path reads it first,
         // which traps while the field is unset (a new rule).
         let minutes: [(String, (Double) -> Void)] = [("for_minutes", { rule.forMinutes = $0 }), ("keep_firing_minutes", { rule.keepFiringMinutes = $0 })]
         for (field, set) in minutes {
-            if let value = reader.number(field).value {
+            if let value = reader.number(field).orDefault(defaults, 0) {
                 if value < 0 { problem(field, "must be ≥ 0") }
                 set(value)
-            } else if defaults && body[field] == nil { set(0) }
+            }
         }
-        switch reader.number("repeat_interval_minutes") {
-        case .value(let minutes):
-            if minutes <= 0 { problem("repeat_interval_minutes", "must be > 0") }
+        if let minutes = reader.number("repeat_interval_minutes").orNull(defaults) {
+            if let minutes, minutes <= 0 { problem("repeat_interval_minutes", "must be > 0") }
             rule.repeatIntervalMinutes = minutes
-        case .null: rule.repeatIntervalMinutes = nil
-        case .absent: if defaults { rule.repeatIntervalMinutes = nil }
         }
-        switch reader.number("resolve_threshold") {
-        case .value(let resolve): rule.resolveThreshold = resolve
-        case .null: rule.resolveThreshold = nil
-        case .absent: if defaults { rule.resolveThreshold = nil }
-        }
-        if let noData = reader.string("no_data").value {
+        if let resolve = reader.number("resolve_threshold").orNull(defaults) { rule.resolveThreshold = resolve }
+        if let noData = reader.string("no_data").orDefault(defaults, "ok") {
             if AlertNoDataPolicy(rawValue: noData) == nil { problem("no_data", "must be one of ok, alerting, keep_last") }
             rule.noData = noData
-        } else if defaults && body["no_data"] == nil { rule.noData = "ok" }
-        if let labels = reader.read("labels", "an object of label names to strings", { if case .object(let o) = $0 { o } else { nil } }).value {
+        }
+        if let labels = reader.object("labels", of: "label names to strings").orDefault(defaults, [:]) {
             var parsed: [String: String] = [:]
             for key in labels.keys.sorted() {
                 if !PrometheusName.isValidLabelName(key) { problem("labels.\(key)", "must be a label name") }
                 if let text = labels[key]?.stringValue { parsed[key] = text } else { problem("labels.\(key)", "must be a string") }
             }
             rule.labels = parsed
-        } else if defaults && body["labels"] == nil { rule.labels = [:] }
+        }
         let templates: [(String, (String?) -> Void)] = [("summary_template", { rule.summaryTemplate = $0 }), ("description_template", { rule.descriptionTemplate = $0 })]
         for (field, set) in templates {
-            switch reader.string(field) {
-            case .value(let template):
+            guard let template = reader.string(field).orNull(defaults) else { continue }
+            if let template {
                 do { _ = try MustacheTemplate(string: template) } catch let error as MustacheTemplate.ParserError {
                     problem(field, "template does not parse: \(error.error) at line \(error.context.lineNumber), column \(error.context.columnNumber)")
                 } catch { problem(field, "template does not parse") }
-                set(template.isEmpty ? nil : template)
-            case .null: set(nil)
-            case .absent: if defaults { set(nil) }
             }
+            set(template.flatMap { $0.isEmpty ? nil : $0 })
         }
         var details = reader.details
 
