@@ -22,7 +22,7 @@ struct HostLiveTests {
 
     @Test("MemTotal equals the total column of `free -b`")
     func memTotalMatchesFree() throws {
-        let info = try fs.memInfo()
+        let info = try fs.read(HostMemInfo.self)
         let memLine = try #require(try hostCommandOutput("free", "-b").split(separator: "\n").first { $0.hasPrefix("Mem:") })
         let columns = memLine.split(separator: " ")
         let freeTotal = try #require(UInt64(columns[1]))
@@ -34,7 +34,7 @@ struct HostLiveTests {
     func cpuCount() throws {
         // /proc/stat lists online CPUs only; `getconf _NPROCESSORS_ONLN` counts the same set,
         // while `nproc --all` (configured CPUs) can be larger when CPUs are offlined.
-        let stat = try fs.cpuStat()
+        let stat = try fs.read(HostCPUStat.self)
         let online = try #require(Int(try hostCommandOutput("getconf", "_NPROCESSORS_ONLN")))
         let all = try #require(Int(try hostCommandOutput("nproc", "--all")))
         #expect(stat.perCPU.count == online)
@@ -44,8 +44,8 @@ struct HostLiveTests {
 
     @Test("Two successive /proc/stat reads give usage within 0…100 or nil")
     func cpuUsageLive() throws {
-        let first = try fs.cpuStat()
-        let second = try fs.cpuStat()
+        let first = try fs.read(HostCPUStat.self)
+        let second = try fs.read(HostCPUStat.self)
         let usage = second.usage(since: first)
         if let aggregate = usage.aggregate {
             #expect((0...100).contains(aggregate.busyPercent))
@@ -57,7 +57,7 @@ struct HostLiveTests {
 
     @Test("loadavg parses and agrees with a second plain read of /proc/loadavg")
     func loadAverageLive() throws {
-        let parsed = try fs.loadAverage()
+        let parsed = try fs.read(HostLoadAverage.self)
         let again = try String(contentsOfFile: "/proc/loadavg", encoding: .utf8).split(separator: " ")
         let one = try #require(Double(again[0]))
         let fifteen = try #require(Double(again[2]))
@@ -69,13 +69,13 @@ struct HostLiveTests {
 
     @Test("uptime, self status, self stat, fd count, net/dev and cgroup read without error")
     func otherFilesLive() throws {
-        #expect(try fs.uptime().uptimeSeconds > 0)
-        let status = try fs.processStatus()
+        #expect(try fs.read(HostUptime.self).uptimeSeconds > 0)
+        let status = try fs.read(HostProcessStatus.self)
         #expect(status.threads >= 1)
         #expect(status.residentBytes > 0)
-        #expect(try fs.processCPUTime().totalSeconds() >= 0)
+        #expect(try fs.read(HostProcessCPUTime.self).totalSeconds() >= 0)
         #expect(try fs.openFileDescriptorCount() >= 1)
-        let net = try fs.netDev()
+        let net = try fs.read(HostNetDev.self)
         #expect(net["lo"] != nil)
         let usage = try fs.memoryUsage()
         #expect(usage.limitBytes > 0)

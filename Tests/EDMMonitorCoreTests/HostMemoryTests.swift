@@ -13,7 +13,7 @@ struct HostMemoryTests {
 
     @Test("C11 meminfo: bytes are kB × 1024; used = (MemTotal − MemAvailable)/MemTotal = 39.42 %")
     func meminfo() throws {
-        let info = try HostFilesystem(root: Fixture.url("C11-fs-v2-limited")).memInfo()
+        let info = try HostFilesystem(root: Fixture.url("C11-fs-v2-limited")).read(HostMemInfo.self)
         #expect(info == HostMemInfo(
             totalBytes: hostTotal, freeBytes: 402_112 * 1024, availableBytes: 9_876_544 * 1024,
             buffersBytes: 312_000 * 1024, cachedBytes: 8_123_456 * 1024,
@@ -153,7 +153,7 @@ struct HostMemoryTests {
         let fs = HostFilesystem(root: root)
         #expect(try fs.cgroup() == HostCgroupInfo(version: nil, memory: nil, cpu: nil))
         #expect(try fs.memoryUsage().source == .hostMemInfo)
-        #expect(throws: HostMetricsError.self) { try fs.cpuStat() }
+        #expect(throws: HostMetricsError.self) { try fs.read(HostCPUStat.self) }
     }
 
     @Test("/proc/self/cgroup: v1 controller lists, v2 line, paths containing ':'")

@@ -101,7 +101,7 @@ struct OpenAPIContractTests {
         let service = try await Fixtures.service(app, name: "seeded")
         let task = try await Fixtures.task(app, user: user, recipients: 2)
         let rule = AlertRule()
-        try AlertRuleService.apply(["name": "seeded", "metric_name": "edm_seeded", "condition_type": "absence", "time_window_minutes": 5, "severity": "info"], to: rule, creating: true, outbound: app.edm.outbound)
+        try AlertRuleService.apply(["name": "seeded", "metric_name": "edm_seeded", "condition_type": "absence", "time_window_minutes": 5, "severity": "info"], to: rule, write: .create, outbound: app.edm.outbound)
         rule.createdAt = app.edm.clock.now()
         rule.updatedAt = rule.createdAt
         try await rule.create(on: app.db)

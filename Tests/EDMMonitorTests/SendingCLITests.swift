@@ -5,6 +5,23 @@ import Testing
 /// `edm-monitor user add`, `service add` and `task create` against an SQLite file.
 @Suite("Sending CLI")
 struct SendingCLITests {
+    @Test("a negative number after a flag is its value: service add --daily-quota -5 says the quota must be ≥ 0, exit 2", arguments: [
+        ["--daily-quota", "-5"], ["--daily-quota=-5"], ["--daily-quota", "10", "--interval", "-1"],
+    ])
+    func negativeFlagValues(_ flags: [String]) throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("edm-cli-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let db = ["--database-url", "sqlite://\(folder.path)/edm.sqlite"]
+        #expect(try runEDMMonitor(["migrate"] + db).status == 0)
+        let result = try runEDMMonitor(["service", "add", "--name", "x", "--provider", "dry_run", "--sender", "news@example.com"] + flags + db)
+        #expect(result.status == 2, "\(result.stderr)")
+        #expect(!result.stderr.contains("Missing value"), "\(result.stderr)")
+        let expected = flags.contains("--interval") ? "sending_interval_seconds: must be from 0 to 86400" : "daily_quota: must be from 0 to 1000000000"
+        #expect(result.stderr.contains(expected), "\(result.stderr)")
+        #expect(result.stderr.split(separator: "\n").count == 1)
+    }
+
     @Test("create a user, a service and a task from a CSV; bad input is one line and exit 2")
     func commands() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("edm-cli-\(UUID().uuidString.prefix(8))")

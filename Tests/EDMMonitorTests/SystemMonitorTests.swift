@@ -65,14 +65,14 @@ struct SystemMonitorTests {
     func liveValues() async throws {
         let collector = HostCollector(dataDirectory: NSTemporaryDirectory())
         let points = try await collector.collect(now: Date())
-        let meminfo = try HostFilesystem().memInfo()
+        let meminfo = try HostFilesystem().read(HostMemInfo.self)
         let scope = points.first { $0.name == "edm_system_memory_usage_percent" }?.tags["scope"]
         if scope == "host" {
             let expected = Double(meminfo.usedBytes) / Double(meminfo.totalBytes) * 100
             let actual = try #require(points.first { $0.name == "edm_system_memory_usage_percent" }?.value)
             #expect(abs(actual - expected) < 5, "memory \(actual) vs \(expected)")
         }
-        let loadavg = try HostFilesystem().loadAverage()
+        let loadavg = try HostFilesystem().read(HostLoadAverage.self)
         let load1 = try #require(points.first { $0.name == "edm_system_load1" }?.value)
         #expect(abs(load1 - loadavg.one) < 2)
         let disk = try HostCollector.diskUsage(of: NSTemporaryDirectory())

@@ -18,8 +18,8 @@ struct AlertsController: RouteCollection {
         rules.post(use: createRule)
         rules.get(use: listRules)
         rules.get(":id", use: getRule)
-        rules.put(":id", use: updateRule)
-        rules.patch(":id", use: updateRule)
+        rules.put(":id", use: replaceRule)
+        rules.patch(":id", use: patchRule)
         rules.delete(":id", use: deleteRule)
         rules.post(":id", "test", use: testRule)
         let alerts = routes.grouped("api", "monitoring", "alerts")
@@ -90,7 +90,7 @@ struct AlertsController: RouteCollection {
     }
 
     @Sendable func createRule(_ req: Request) async throws -> Response {
-        let rule = try await rules(req).create(try req.content.decode([String: JSONValue].self))
+        let rule = try await rules(req).create(try req.jsonBody([String: JSONValue].self))
         return try await RuleDTO(rule).encodeResponse(status: .created, for: req)
     }
 
@@ -104,11 +104,21 @@ struct AlertsController: RouteCollection {
         try RuleDTO(try await rules(req).rule(try req.uuidParameter("id", resource: "alert rule")))
     }
 
-    @Sendable func updateRule(_ req: Request) async throws -> RuleDTO {
+    /// `PUT`: the body is the whole rule (see ``AlertRuleWrite``).
+    @Sendable func replaceRule(_ req: Request) async throws -> RuleDTO {
+        try await updateRule(req, write: .replace)
+    }
+
+    /// `PATCH`: the body names the fields to change.
+    @Sendable func patchRule(_ req: Request) async throws -> RuleDTO {
+        try await updateRule(req, write: .patch)
+    }
+
+    func updateRule(_ req: Request, write: AlertRuleWrite) async throws -> RuleDTO {
         // An unknown id is 404 whatever the body (looked up before the body is read).
         let service = rules(req)
         let rule = try await service.rule(try req.uuidParameter("id", resource: "alert rule"))
-        return try RuleDTO(try await service.update(rule, with: try req.content.decode([String: JSONValue].self)))
+        return try RuleDTO(try await service.update(rule, with: try req.jsonBody([String: JSONValue].self), write: write))
     }
 
     @Sendable func deleteRule(_ req: Request) async throws -> HTTPStatus {

@@ -109,7 +109,7 @@ struct EmailServicesController: RouteCollection {
     }
 
     @Sendable func create(_ req: Request) async throws -> Response {
-        let service = try await catalog.create(try req.content.decode(EmailServiceInput.self), on: req.db)
+        let service = try await catalog.create(try req.jsonBody(EmailServiceInput.self), on: req.db)
         return try await ServiceDTO(service, now: clock.now()).encodeResponse(status: .created, for: req)
     }
 
@@ -127,7 +127,7 @@ struct EmailServicesController: RouteCollection {
     @Sendable func update(_ req: Request) async throws -> ServiceDTO {
         // 404 before 400: an unknown service is reported as such whatever the body says.
         let service = try await catalog.find(try id(req), on: req.db)
-        try await catalog.update(service, with: try req.content.decode(EmailServiceInput.self), on: req.db)
+        try await catalog.update(service, with: try req.jsonBody(EmailServiceInput.self), on: req.db)
         return try ServiceDTO(service, now: clock.now())
     }
 

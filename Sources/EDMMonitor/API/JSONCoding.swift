@@ -1,3 +1,4 @@
+import EDMMonitorCore
 import Foundation
 import Vapor
 
@@ -61,5 +62,23 @@ enum APIJSON {
             if let parsed = formatter.date(from: trimmed) { return date(unixSeconds: parsed.timeIntervalSince1970) }
         }
         return nil
+    }
+}
+
+extension Request {
+    /// The JSON body decoded as `T`: what every handler that takes a body reads it with, so
+    /// that every endpoint refuses the same malformed bodies the same way.
+    /// - Throws: ``APIError`` 400 `validation_failed` with field `body` when the body is empty
+    ///   (Vapor alone answers 422), or naming the key when a JSON object gives a name twice
+    ///   (``JSONDuplicateKeys``); then the decoder's own errors (415 for a body that is not
+    ///   JSON, 400 naming the field for a malformed or wrongly typed one).
+    func jsonBody<T: Decodable>(_ type: T.Type = T.self) throws -> T {
+        guard let bytes = body.data, bytes.readableBytes > 0 else {
+            throw APIError.validation("the request body is empty; expected a JSON object", [.init(field: "body", reason: "is empty")])
+        }
+        if headers.contentType == .json, let key = JSONDuplicateKeys.first(in: bytes.readableBytesView) {
+            throw APIError.validation("the request body gives a field twice", [.init(field: key, reason: "appears more than once in one object")])
+        }
+        return try content.decode(T.self)
     }
 }

@@ -55,7 +55,7 @@ struct MonitoringConfigController: RouteCollection {
     @Sendable func update(_ req: Request) async throws -> ConfigDTO {
         let changes: [String: JSONValue]
         do {
-            changes = try req.content.decode([String: JSONValue].self)
+            changes = try req.jsonBody([String: JSONValue].self)
         } catch is DecodingError {
             throw APIError.validation("the body must be a JSON object of settings to change", [.init(field: "body", reason: "expected an object such as {\"stuck_threshold_seconds\": 300}")])
         }

@@ -90,7 +90,7 @@ struct PerformanceMetricsController: RouteCollection {
     /// nothing. 201 `{"accepted":n}`; 400 `validation_failed` listing every problem as
     /// `points[i].field` (nothing is stored); 413 above 8 MB.
     @Sendable func ingest(_ req: Request) async throws -> Response {
-        let body = try req.content.decode(IngestBody.self)
+        let body = try req.jsonBody(IngestBody.self)
         guard body.points.count <= MetricStore.maxBatchSize else {
             throw APIError.validation("too many points", [.init(field: "points", reason: "at most \(MetricStore.maxBatchSize) points per request, got \(body.points.count)")])
         }

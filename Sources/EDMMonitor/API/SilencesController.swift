@@ -47,7 +47,7 @@ struct SilencesController: RouteCollection {
     }
 
     @Sendable func create(_ req: Request) async throws -> Response {
-        let body = try req.content.decode(CreateBody.self)
+        let body = try req.jsonBody(CreateBody.self)
         let now = clock.now()
         var details: [APIErrorDetail] = []
         if body.matchers.isEmpty { details.append(.init(field: "matchers", reason: "at least one matcher is required (a silence must not mute everything by accident)")) }

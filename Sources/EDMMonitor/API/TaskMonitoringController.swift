@@ -297,7 +297,7 @@ struct TaskMonitoringController: RouteCollection {
     /// and user must exist here. Validation is here; the write is
     /// ``TaskMonitorService/recordEvents(_:at:)``.
     @Sendable func ingestEvents(_ req: Request) async throws -> Response {
-        let body = try req.content.decode(EventsBody.self)
+        let body = try req.jsonBody(EventsBody.self)
         let now = clock.now()
         var details: [APIErrorDetail] = []
         if body.events.isEmpty { details.append(.init(field: "events", reason: "must not be empty")) }

@@ -96,7 +96,7 @@ struct TasksController: RouteCollection {
         if req.headers.contentType?.subType == "csv" {
             input = try Self.csvInput(req)
         } else {
-            let body = try req.content.decode(CreateBody.self)
+            let body = try req.jsonBody(CreateBody.self)
             let recipients: NewTask.Recipients
             switch (body.recipients, body.recipients_csv) {
             case (let list?, nil): recipients = .list(list)

@@ -58,7 +58,7 @@ struct TokensController: RouteCollection {
     }
 
     @Sendable func create(_ req: Request) async throws -> Response {
-        let body = try req.content.decode(CreateBody.self)
+        let body = try req.jsonBody(CreateBody.self)
         let now = clock.now()
         let (record, token) = try await APITokens.create(name: body.name, role: body.role, expiresAt: body.expires_at,
                                                          createdBy: req.principal.name, on: req.db, now: now)

@@ -35,7 +35,7 @@ struct UsersController: RouteCollection {
     }
 
     @Sendable func create(_ req: Request) async throws -> Response {
-        let body = try req.content.decode(CreateBody.self)
+        let body = try req.jsonBody(CreateBody.self)
         let user = try await UserAccounts.create(name: body.name, email: body.email, on: req.db, clock: clock)
         return try await UserDTO(user).encodeResponse(status: .created, for: req)
     }

@@ -171,6 +171,17 @@ enum StatusView {
     }
 }
 
+/// `--page` and `--per-page` of the list commands, passed on as the API's `page` and
+/// `per_page` (the server checks them: a bad one is its 400, exit 2). Negative numbers are
+/// taken as values, so the server's range message is what the user sees.
+struct PageOptions: ParsableArguments {
+    @ArgumentParser.Option(parsing: .unconditional, help: "Page number, from 1.") var page: Int?
+    @ArgumentParser.Option(parsing: .unconditional, help: "Items per page, 1 to 500 (default 50).") var perPage: Int?
+
+    /// The query parameters (absent ones `nil`).
+    var query: [(String, String?)] { [("page", page.map(String.init)), ("per_page", perPage.map(String.init))] }
+}
+
 /// `edm-monitor tasks`: tasks newest first, with the filters of `GET /api/tasks`.
 struct TasksCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "tasks", abstract: "List a running server's tasks (GET /api/tasks).")
@@ -178,11 +189,10 @@ struct TasksCommand: AsyncParsableCommand {
     @OptionGroup var client: ClientOptions
     @ArgumentParser.Option(help: "queued, sending, paused, completed, failed or cancelled.") var status: String?
     @ArgumentParser.Option(help: "Only this user's tasks.") var userId: String?
-    @ArgumentParser.Option(help: "Page number, from 1.") var page: Int?
-    @ArgumentParser.Option(help: "Tasks per page, 1 to 500 (default 50).") var perPage: Int?
+    @OptionGroup var paging: PageOptions
 
     func run() async throws {
-        let query: [(String, String?)] = [("status", status), ("user_id", userId), ("page", page.map(String.init)), ("per_page", perPage.map(String.init))]
+        let query: [(String, String?)] = [("status", status), ("user_id", userId)] + paging.query
         try await ListView.show(TasksController.TaskDTO.self, "/api/tasks", query: query, client: client, noun: "tasks",
                                 header: ["ID", "STATUS", "PROGRESS", "SENT", "FAILED", "TOTAL", "CREATED", "NAME"], rightAligned: [3, 4, 5]) { t in
             [t.id.uuidString.lowercased(), t.status, ProgressBar.render(done: t.sent + t.failed, total: t.total, width: 16),
@@ -201,12 +211,10 @@ struct AlertsCommand: AsyncParsableCommand {
     @ArgumentParser.Option(help: "Only this rule's alerts.") var ruleId: String?
     @ArgumentParser.Option(help: "Triggered at or after (ISO 8601 or Unix seconds).") var from: String?
     @ArgumentParser.Option(help: "Triggered at or before (ISO 8601 or Unix seconds).") var to: String?
-    @ArgumentParser.Option(help: "Page number, from 1.") var page: Int?
-    @ArgumentParser.Option(help: "Alerts per page, 1 to 500 (default 50).") var perPage: Int?
+    @OptionGroup var paging: PageOptions
 
     func run() async throws {
-        let query: [(String, String?)] = [("status", status), ("severity", severity), ("rule_id", ruleId), ("from", from), ("to", to),
-                                          ("page", page.map(String.init)), ("per_page", perPage.map(String.init))]
+        let query: [(String, String?)] = [("status", status), ("severity", severity), ("rule_id", ruleId), ("from", from), ("to", to)] + paging.query
         try await ListView.show(AlertsController.AlertDTO.self, "/api/monitoring/alerts", query: query, client: client, noun: "alerts",
                                 header: ["ID", "STATUS", "SEVERITY", "TRIGGERED", "VALUE", "RULE", "MESSAGE"], rightAligned: [4]) { a in
             [a.id.uuidString.lowercased(), a.status == "active" ? "firing" : a.status, a.severity ?? "?", CLIText.time(a.triggered_at),

@@ -77,12 +77,12 @@ struct ServiceCommand: AsyncParsableCommand {
         @ArgumentParser.Option(help: "smtp, http or dry_run.") var provider: String
         @ArgumentParser.Option(help: "Sender (From and envelope) address.") var sender: String
         @ArgumentParser.Option(help: "Sender display name.") var senderName: String?
-        @ArgumentParser.Option(help: "Messages per quota day.") var dailyQuota: Int
+        @ArgumentParser.Option(parsing: .unconditional, help: "Messages per quota day.") var dailyQuota: Int
         @ArgumentParser.Option(help: "Local quota reset time HH:MM.") var quotaResetTime: String = "00:00"
         @ArgumentParser.Option(help: "IANA time zone of the reset time.") var quotaTimezone: String = "UTC"
-        @ArgumentParser.Option(help: "Least seconds between two sends.") var interval: Double = 0
+        @ArgumentParser.Option(parsing: .unconditional, help: "Least seconds between two sends.") var interval: Double = 0
         @ArgumentParser.Option(help: "SMTP host.") var smtpHost: String?
-        @ArgumentParser.Option(help: "SMTP port.") var smtpPort: Int?
+        @ArgumentParser.Option(parsing: .unconditional, help: "SMTP port.") var smtpPort: Int?
         @ArgumentParser.Option(help: "none, starttls or tls.") var smtpSecurity: String?
         @ArgumentParser.Option(help: "SMTP user name.") var smtpUsername: String?
         @ArgumentParser.Option(help: "Name of the environment variable holding the SMTP password.") var passwordEnv: String?

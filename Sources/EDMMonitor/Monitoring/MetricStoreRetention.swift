@@ -40,35 +40,32 @@ extension MetricStore {
         return CleanupReport(raw: raw, minute: minute, hour: hour, alerts: alerts)
     }
 
-    private struct UUIDRow: Decodable { var id: UUID }
-
     /// Deletes resolved alert episodes resolved before `cutoff`, in bounded batches (their
     /// notifications go with them, ON DELETE CASCADE).
     private func deleteResolvedAlerts(before cutoff: Date, sql: any SQLDatabase) async throws -> Int {
-        let batch = max(1, configuration.cleanupBatchSize)
-        var deleted = 0
-        while true {
-            let ids = try await sql.raw("""
-                SELECT id FROM alert_histories WHERE status = 'resolved' AND resolved_at < \(bind: cutoff) ORDER BY resolved_at LIMIT \(literal: batch)
-                """).all(decoding: UUIDRow.self).map(\.id)
-            if ids.isEmpty { break }
-            try await sql.raw("DELETE FROM alert_histories WHERE id IN (\(binds: ids))").run()
-            deleted += ids.count
-            if ids.count < batch { break }
-            await Task.yield()
-        }
-        return deleted
+        try await deleteInBatches(UUID.self, from: AlertHistory.schema, orderedBy: "resolved_at", sql: sql,
+                                  where: "status = \(bind: AlertHistory.Status.resolved.rawValue) AND resolved_at < \(bind: cutoff)")
     }
 
-    private struct IDRow: Decodable { var id: Int }
-
+    /// Deletes the rows of `table` whose `column` is before `cutoff` (integer ids), in bounded batches.
     private func deleteOlder(in table: String, column: String, than cutoff: Date, sql: any SQLDatabase) async throws -> Int {
+        try await deleteInBatches(Int.self, from: table, orderedBy: column, sql: sql, where: "\(ident: column) < \(bind: cutoff)")
+    }
+
+    /// The id column of one selected row.
+    private struct IDRow<ID: Decodable>: Decodable { var id: ID }
+
+    /// Deletes the rows of `table` that `condition` selects, oldest `column` first, in batches
+    /// of ``MetricStoreConfiguration/cleanupBatchSize``: select the ids, delete those ids, until
+    /// a batch comes back short. Returns how many rows were deleted.
+    private func deleteInBatches<ID: Decodable & Encodable & Sendable>(_ id: ID.Type, from table: String, orderedBy column: String,
+                                                                       sql: any SQLDatabase, where condition: SQLQueryString) async throws -> Int {
         let batch = max(1, configuration.cleanupBatchSize)
         var deleted = 0
         while true {
             let ids = try await sql.raw("""
-                SELECT id FROM \(ident: table) WHERE \(ident: column) < \(bind: cutoff) ORDER BY \(ident: column) LIMIT \(literal: batch)
-                """).all(decoding: IDRow.self).map(\.id)
+                SELECT id FROM \(ident: table) WHERE \(condition) ORDER BY \(ident: column) LIMIT \(literal: batch)
+                """).all(decoding: IDRow<ID>.self).map(\.id)
             if ids.isEmpty { break }
             try await sql.raw("DELETE FROM \(ident: table) WHERE id IN (\(binds: ids))").run()
             deleted += ids.count

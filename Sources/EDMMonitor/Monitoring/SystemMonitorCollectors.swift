@@ -47,7 +47,7 @@ public final class HostCollector: MetricCollector {
 
     public func collect(now: Date) async throws -> [MetricPoint] {
         var points: [MetricPoint] = []
-        let cpu = try filesystem.cpuStat()
+        let cpu = try filesystem.read(HostCPUStat.self)
         let previous = previousCPU.withLock { stored in defer { stored = cpu }; return stored }
         if let previous, let usage = cpu.usage(since: previous).aggregate {
             points.append(MetricPoint(name: "edm_system_cpu_usage_percent", value: usage.busyPercent, unit: "percent", timestamp: now))
@@ -55,7 +55,7 @@ public final class HostCollector: MetricCollector {
         // The cgroup's figures only when its limit is below the host's memory; otherwise the
         // host's MemTotal − MemAvailable (a cgroup's usage counts page cache, and against
         // MemTotal it would read higher than the host's own figure).
-        let host = try filesystem.memInfo()
+        let host = try filesystem.read(HostMemInfo.self)
         let memory = MemoryUsage(host: host, cgroup: try filesystem.cgroup().memory)
         let limited = memory.limitSource == .cgroup
         let scope = ["scope": limited ? "cgroup" : "host"]
@@ -65,16 +65,16 @@ public final class HostCollector: MetricCollector {
         points.append(MetricPoint(name: "edm_system_memory_usage_percent", value: percent, unit: "percent", tags: scope, timestamp: now))
         points.append(MetricPoint(name: "edm_system_memory_used_bytes", value: Double(used), unit: "bytes", tags: scope, timestamp: now))
         points.append(MetricPoint(name: "edm_system_memory_limit_bytes", value: Double(limit), unit: "bytes", tags: scope, timestamp: now))
-        let load = try filesystem.loadAverage()
+        let load = try filesystem.read(HostLoadAverage.self)
         points.append(MetricPoint(name: "edm_system_load1", value: load.one, unit: "none", timestamp: now))
         points.append(MetricPoint(name: "edm_system_load5", value: load.five, unit: "none", timestamp: now))
         points.append(MetricPoint(name: "edm_system_load15", value: load.fifteen, unit: "none", timestamp: now))
-        points.append(MetricPoint(name: "edm_system_uptime_seconds", value: try filesystem.uptime().uptimeSeconds, unit: "seconds", timestamp: now))
+        points.append(MetricPoint(name: "edm_system_uptime_seconds", value: try filesystem.read(HostUptime.self).uptimeSeconds, unit: "seconds", timestamp: now))
         let disk = try Self.diskUsage(of: dataDirectory)
         let path = ["path": String(dataDirectory.prefix(MetricStore.maxTagValueLength))]
         points.append(MetricPoint(name: "edm_system_disk_usage_percent", value: disk.usedPercent, unit: "percent", tags: path, timestamp: now))
         points.append(MetricPoint(name: "edm_system_disk_free_bytes", value: disk.freeBytes, unit: "bytes", tags: path, timestamp: now))
-        for interface in try filesystem.netDev().interfaces.prefix(64) {
+        for interface in try filesystem.read(HostNetDev.self).interfaces.prefix(64) {
             let tags = ["interface": String(interface.name.prefix(MetricStore.maxTagValueLength))]
             points.append(MetricPoint(name: "edm_system_network_receive_bytes_total", value: Double(interface.rxBytes), unit: "bytes", tags: tags, timestamp: now))
             points.append(MetricPoint(name: "edm_system_network_transmit_bytes_total", value: Double(interface.txBytes), unit: "bytes", tags: tags, timestamp: now))
@@ -119,10 +119,10 @@ public struct ProcessCollector: MetricCollector {
     }
 
     public func collect(now: Date) async throws -> [MetricPoint] {
-        let status = try filesystem.processStatus()
+        let status = try filesystem.read(HostProcessStatus.self)
         let fds = try filesystem.openFileDescriptorCount() - 1
         let ticks = Int(sysconf(Int32(_SC_CLK_TCK)))
-        let cpu = try filesystem.processCPUTime().totalSeconds(ticksPerSecond: ticks > 0 ? ticks : 100)
+        let cpu = try filesystem.read(HostProcessCPUTime.self).totalSeconds(ticksPerSecond: ticks > 0 ? ticks : 100)
         return [
             MetricPoint(name: "edm_process_resident_memory_bytes", value: Double(status.residentBytes), unit: "bytes", timestamp: now),
             MetricPoint(name: "edm_process_open_fds", value: Double(max(0, fds)), unit: "none", timestamp: now),

@@ -66,7 +66,7 @@ public struct HostCPUStat: Sendable, Equatable {
     ///   `.malformedLine` for a CPU line with fewer than 4 columns; `.invalidValue` for a column
     ///   that is not an unsigned integer.
     public static func parse(_ text: String) throws -> HostCPUStat {
-        let source = "/proc/stat"
+        let source = Self.source
         var aggregate: HostCPUTimes?
         var perCPU: [Int: HostCPUTimes] = [:]
         for line in HostTextScanner.lines(text) where line.hasPrefix("cpu") {

@@ -39,7 +39,7 @@ public struct HostCgroupMembership: Sendable, Equatable {
     /// - Throws: `HostMetricsError.malformedLine` for a line without two `:` or with a
     ///   non-numeric hierarchy ID.
     public static func parse(_ text: String) throws -> HostCgroupMembership {
-        let source = "/proc/self/cgroup"
+        let source = Self.source
         var entries: [Entry] = []
         for line in HostTextScanner.lines(text) {
             let parts = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)

@@ -53,39 +53,13 @@ public struct HostFilesystem: Sendable, Equatable {
         exists(relativePath) ? try contents(of: relativePath) : nil
     }
 
-    /// proc/stat parsed; see `HostCPUStat.parse(_:)`.
-    public func cpuStat() throws -> HostCPUStat {
-        try HostCPUStat.parse(contents(of: "proc/stat"))
-    }
-
-    /// proc/meminfo parsed; see `HostMemInfo.parse(_:)`.
-    public func memInfo() throws -> HostMemInfo {
-        try HostMemInfo.parse(contents(of: "proc/meminfo"))
-    }
-
-    /// proc/net/dev parsed; see `HostNetDev.parse(_:)`.
-    public func netDev() throws -> HostNetDev {
-        try HostNetDev.parse(contents(of: "proc/net/dev"))
-    }
-
-    /// proc/loadavg parsed; see `HostLoadAverage.parse(_:)`.
-    public func loadAverage() throws -> HostLoadAverage {
-        try HostLoadAverage.parse(contents(of: "proc/loadavg"))
-    }
-
-    /// proc/uptime parsed; see `HostUptime.parse(_:)`.
-    public func uptime() throws -> HostUptime {
-        try HostUptime.parse(contents(of: "proc/uptime"))
-    }
-
-    /// proc/self/status parsed; see `HostProcessStatus.parse(_:)`.
-    public func processStatus() throws -> HostProcessStatus {
-        try HostProcessStatus.parse(contents(of: "proc/self/status"))
-    }
-
-    /// proc/self/stat parsed; see `HostProcessCPUTime.parse(_:)`.
-    public func processCPUTime() throws -> HostProcessCPUTime {
-        try HostProcessCPUTime.parse(contents(of: "proc/self/stat"))
+    /// The file `File` names, parsed: `read(HostCPUStat.self)` reads proc/stat and returns
+    /// `HostCPUStat.parse` of its text. One reader for every /proc file.
+    ///
+    /// - Throws: `HostMetricsError.unreadable` when the file cannot be read; the parser's
+    ///   `HostMetricsError` when its text is malformed.
+    public func read<File: HostProcFile>(_ file: File.Type) throws -> File {
+        try File.parse(contents(of: File.path))
     }
 
     /// Entries of proc/self/fd counted by `HostProcessFileDescriptors.openCount(entries:)`,
@@ -104,7 +78,7 @@ public struct HostFilesystem: Sendable, Equatable {
 
     /// proc/self/cgroup parsed, or `nil` when the file does not exist.
     public func cgroupMembership() throws -> HostCgroupMembership? {
-        try contentsIfPresent("proc/self/cgroup").map(HostCgroupMembership.parse)
+        try contentsIfPresent(HostCgroupMembership.path).map(HostCgroupMembership.parse)
     }
 
     /// The process's cgroup memory and CPU figures.
@@ -177,7 +151,7 @@ public struct HostFilesystem: Sendable, Equatable {
 
     /// Host memory combined with the cgroup's; see `MemoryUsage.init(host:cgroup:)`.
     public func memoryUsage() throws -> MemoryUsage {
-        MemoryUsage(host: try memInfo(), cgroup: try cgroup().memory)
+        MemoryUsage(host: try read(HostMemInfo.self), cgroup: try cgroup().memory)
     }
 
     /// First of (mount + cgroupPath, mount) over `mounts` that holds `keyFile`.
@@ -194,3 +168,27 @@ public struct HostFilesystem: Sendable, Equatable {
         return nil
     }
 }
+
+/// A file under /proc (proc(5)) and its one parser: where it lives and how its text becomes a
+/// value. ``HostFilesystem/read(_:)`` reads any of them.
+public protocol HostProcFile: Sendable {
+    /// The path below the filesystem root, e.g. `proc/loadavg`.
+    static var path: String { get }
+    /// Parses the file's text.
+    /// - Throws: `HostMetricsError` naming the file (``source``) and the bad field or line.
+    static func parse(_ text: String) throws -> Self
+}
+
+extension HostProcFile {
+    /// The absolute path errors name, e.g. `/proc/loadavg`.
+    public static var source: String { "/" + path }
+}
+
+extension HostCPUStat: HostProcFile { public static let path = "proc/stat" }
+extension HostMemInfo: HostProcFile { public static let path = "proc/meminfo" }
+extension HostNetDev: HostProcFile { public static let path = "proc/net/dev" }
+extension HostLoadAverage: HostProcFile { public static let path = "proc/loadavg" }
+extension HostUptime: HostProcFile { public static let path = "proc/uptime" }
+extension HostProcessStatus: HostProcFile { public static let path = "proc/self/status" }
+extension HostProcessCPUTime: HostProcFile { public static let path = "proc/self/stat" }
+extension HostCgroupMembership: HostProcFile { public static let path = "proc/self/cgroup" }

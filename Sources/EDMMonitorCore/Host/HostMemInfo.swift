@@ -37,7 +37,7 @@ public struct HostMemInfo: Sendable, Equatable {
     ///   `.invalidValue` when a wanted value is not a number or `MemTotal` is 0;
     ///   `.malformedLine` for a wanted key with no value.
     public static func parse(_ text: String) throws -> HostMemInfo {
-        let source = "/proc/meminfo"
+        let source = Self.source
         let wanted: Set<String> = ["MemTotal", "MemFree", "MemAvailable", "Buffers", "Cached", "SwapTotal", "SwapFree"]
         var values: [String: UInt64] = [:]
         for line in HostTextScanner.lines(text) {

@@ -49,6 +49,15 @@ enum HostTextScanner {
         line.split(whereSeparator: { $0 == " " || $0 == "\t" })
     }
 
+    /// The columns of a one-line file (`/proc/loadavg`, `/proc/uptime`), at least `count` of them.
+    /// - Throws: `HostMetricsError.malformedLine` naming `source` and the line when fewer.
+    static func columns(ofLine text: String, source: String, atLeast count: Int) throws -> (line: String, columns: [Substring]) {
+        let line = trimmed(text)
+        let columns = fields(line[...])
+        guard columns.count >= count else { throw HostMetricsError.malformedLine(source: source, line: line) }
+        return (line, columns)
+    }
+
     /// The text with surrounding spaces, tabs and line ends removed.
     static func trimmed<S: StringProtocol>(_ text: S) -> String {
         text.trimmingCharacters(in: .whitespacesAndNewlines)

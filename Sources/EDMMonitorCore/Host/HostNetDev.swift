@@ -45,7 +45,7 @@ public struct HostNetDev: Sendable, Equatable {
     /// - Throws: `HostMetricsError.malformedLine` for a data line with fewer than 16 columns or
     ///   an empty name; `.invalidValue` for a column that is not an unsigned integer.
     public static func parse(_ text: String) throws -> HostNetDev {
-        let source = "/proc/net/dev"
+        let source = Self.source
         var interfaces: [HostNetInterfaceCounters] = []
         for line in HostTextScanner.lines(text) {
             guard let colon = line.firstIndex(of: ":") else { continue }

@@ -23,10 +23,8 @@ public struct HostLoadAverage: Sendable, Equatable {
     /// - Throws: `HostMetricsError.malformedLine` unless there are 5 columns with `running/total`
     ///   in the fourth; `.invalidValue` for a non-numeric column.
     public static func parse(_ text: String) throws -> HostLoadAverage {
-        let source = "/proc/loadavg"
-        let line = HostTextScanner.trimmed(text)
-        let columns = HostTextScanner.fields(line)
-        guard columns.count >= 5 else { throw HostMetricsError.malformedLine(source: source, line: line) }
+        let source = Self.source
+        let (line, columns) = try HostTextScanner.columns(ofLine: text, source: source, atLeast: 5)
         let tasks = columns[3].split(separator: "/")
         guard tasks.count == 2 else { throw HostMetricsError.malformedLine(source: source, line: line) }
         func count(_ text: Substring, _ field: String) throws -> Int {
@@ -63,10 +61,8 @@ public struct HostUptime: Sendable, Equatable {
     /// - Throws: `HostMetricsError.malformedLine` for fewer than 2 columns; `.invalidValue` for a
     ///   value that is not a finite number.
     public static func parse(_ text: String) throws -> HostUptime {
-        let source = "/proc/uptime"
-        let line = HostTextScanner.trimmed(text)
-        let columns = HostTextScanner.fields(line)
-        guard columns.count >= 2 else { throw HostMetricsError.malformedLine(source: source, line: line) }
+        let source = Self.source
+        let columns = try HostTextScanner.columns(ofLine: text, source: source, atLeast: 2).columns
         return HostUptime(
             uptimeSeconds: try HostTextScanner.finiteDouble(columns[0], source: source, field: "uptime"),
             idleSeconds: try HostTextScanner.finiteDouble(columns[1], source: source, field: "idle")
@@ -91,7 +87,7 @@ public struct HostProcessStatus: Sendable, Equatable {
     /// - Throws: `HostMetricsError.missingField` when `VmRSS` or `Threads` is absent (kernel
     ///   threads have no VmRSS); `.invalidValue` for a non-numeric value or a VmRSS not in kB.
     public static func parse(_ text: String) throws -> HostProcessStatus {
-        let source = "/proc/self/status"
+        let source = Self.source
         var resident: UInt64?
         var threads: Int?
         for line in HostTextScanner.lines(text) {
@@ -151,7 +147,7 @@ public struct HostProcessCPUTime: Sendable, Equatable {
     /// - Throws: `HostMetricsError.malformedLine` when there is no `)` or fewer than 15 fields;
     ///   `.invalidValue` when utime or stime is not an unsigned integer.
     public static func parse(_ text: String) throws -> HostProcessCPUTime {
-        let source = "/proc/self/stat"
+        let source = Self.source
         let line = HostTextScanner.trimmed(text)
         guard let close = line.lastIndex(of: ")") else {
             throw HostMetricsError.malformedLine(source: source, line: line)

@@ -38,39 +38,99 @@ enum AlertRuleServiceError: DomainError, Equatable {
     }
 }
 
-/// A create or update body of an alert rule (snake_case, as stored); on update absent fields
-/// keep their value.
-struct AlertRuleInput: Codable, Sendable {
-    var name: String?
-    var description: String?
-    var metric_name: String?
-    var condition_type: String?
-    var threshold_value: Double?
-    var comparison_operator: String?
-    var time_window_minutes: Int?
-    var severity: String?
-    var notification_channels: [JSONValue]?
-    var is_active: Bool?
-    var tag_matchers: [TagMatcherInput]?
-    var aggregation: String?
-    var for_minutes: Double?
-    var resolve_threshold: Double?
-    var keep_firing_minutes: Double?
-    var repeat_interval_minutes: Double?
-    var no_data: String?
-    var labels: [String: String]?
-    var summary_template: String?
-    var description_template: String?
+/// How a rule body is applied (RFC 9110 §9.3.3–9.3.4, RFC 5789): `POST` creates a rule and
+/// `PUT` replaces one — both need every required field and give every optional field left
+/// out its default (`null` for the nullable ones) — while `PATCH` changes only the fields it
+/// names. A `null` clears a nullable field (``AlertRuleBody/nullable``) and is refused for
+/// any other.
+enum AlertRuleWrite: Sendable, Equatable {
+    case create, replace, patch
+}
 
-    /// One tag matcher; `op` defaults to `=`.
-    struct TagMatcherInput: Codable, Sendable { var key: String; var op: String?; var value: String }
-
+/// The fields of an alert rule body (snake_case, as stored) and what each accepts.
+enum AlertRuleBody {
     /// The field names a body may contain (every other one is refused).
     static let fields = [
         "name", "description", "metric_name", "condition_type", "threshold_value", "comparison_operator", "time_window_minutes",
         "severity", "notification_channels", "is_active", "tag_matchers", "aggregation", "for_minutes", "resolve_threshold",
         "keep_firing_minutes", "repeat_interval_minutes", "no_data", "labels", "summary_template", "description_template",
     ]
+    /// Needed on `POST` and `PUT`.
+    static let required: Set<String> = ["name", "metric_name", "condition_type", "time_window_minutes", "severity"]
+    /// May be `null` (clears the value); `null` for any other field is refused.
+    static let nullable: Set<String> = [
+        "description", "threshold_value", "comparison_operator", "resolve_threshold", "repeat_interval_minutes",
+        "summary_template", "description_template",
+    ]
+    /// `time_window_minutes`: whole minutes, at most 7 days.
+    static let windowMinutes = 1...10_080
+}
+
+/// Reads the fields of one rule body by their JSON type, collecting a problem for each field
+/// that is missing, `null` where not allowed, or of the wrong type, so that one answer lists
+/// every bad field.
+private struct AlertRuleBodyReader {
+    let body: [String: JSONValue]
+    let write: AlertRuleWrite
+    var details: [APIErrorDetail] = []
+
+    /// What the body says about one field.
+    enum Entry<T> {
+        /// Not in the body.
+        case absent
+        /// In the body but refused (a problem was recorded).
+        case refused
+        /// `null` for a nullable field: clear it.
+        case null
+        case value(T)
+
+        var value: T? { if case .value(let value) = self { value } else { nil } }
+
+        /// What to store in a field with a default: the value, or `fallback` when absent and
+        /// `defaults` (create, replace); `nil`: leave the field as it is.
+        func orDefault(_ defaults: Bool, _ fallback: T) -> T? {
+            switch self {
+            case .value(let value): value
+            case .absent: defaults ? fallback : nil
+            case .null, .refused: nil
+            }
+        }
+
+        /// What to store in a nullable field: the value, `.some(nil)` to clear it (`null`, or
+        /// absent when `defaults`); `nil`: leave the field as it is.
+        func orNull(_ defaults: Bool) -> T?? {
+            switch self {
+            case .value(let value): .some(value)
+            case .null: .some(nil)
+            case .absent: defaults ? .some(nil) : nil
+            case .refused: nil
+            }
+        }
+    }
+
+    /// Field `name` converted by `convert`; `expected` names the type for the problem text.
+    mutating func read<T>(_ name: String, _ expected: String, _ convert: (JSONValue) -> T?) -> Entry<T> {
+        guard let raw = body[name] else {
+            if write != .patch && AlertRuleBody.required.contains(name) { details.append(.init(field: name, reason: "is required")) }
+            return .absent
+        }
+        if raw == .null {
+            if AlertRuleBody.nullable.contains(name) { return .null }
+            details.append(.init(field: name, reason: AlertRuleBody.required.contains(name) ? "is required and must not be null" : "must not be null; leave it out to keep (PATCH) or default (POST, PUT) it"))
+            return .refused
+        }
+        guard let value = convert(raw) else {
+            details.append(.init(field: name, reason: "must be \(expected)"))
+            return .refused
+        }
+        return .value(value)
+    }
+
+    mutating func string(_ name: String) -> Entry<String> { read(name, "a string") { $0.stringValue } }
+    mutating func number(_ name: String) -> Entry<Double> { read(name, "a number") { $0.doubleValue } }
+    mutating func bool(_ name: String) -> Entry<Bool> { read(name, "true or false") { if case .bool(let b) = $0 { b } else { nil } } }
+    mutating func array(_ name: String, of expected: String) -> Entry<[JSONValue]> { read(name, "an array of \(expected)") { if case .array(let a) = $0 { a } else { nil } } }
+    mutating func object(_ name: String, of expected: String) -> Entry<[String: JSONValue]> { read(name, "an object of \(expected)") { if case .object(let o) = $0 { o } else { nil } } }
 }
 
 /// What "test now" found for one series of a rule: its value and what an evaluation now would do.
@@ -97,118 +157,123 @@ struct AlertRuleService: Sendable {
 
     // MARK: - Validation
 
-    /// Decodes and validates `body` (a JSON object) and applies it to `rule`.
-    /// - Throws: ``AlertRuleServiceError/invalid(_:)`` listing every unknown field, wrongly
-    ///   typed field, bad value and cross-field problem; `rule` is then partly changed and must
-    ///   not be saved.
-    static func apply(_ body: [String: JSONValue], to rule: AlertRule, creating: Bool, outbound: OutboundPolicy) throws {
-        var details: [APIErrorDetail] = []
-        for key in body.keys.sorted() where !AlertRuleInput.fields.contains(key) {
-            details.append(.init(field: key, reason: "is not an alert rule field; known: \(AlertRuleInput.fields.joined(separator: ", "))"))
-        }
-        let known = body.filter { AlertRuleInput.fields.contains($0.key) }
-        let input: AlertRuleInput
-        do {
-            input = try JSONDecoder().decode(AlertRuleInput.self, from: JSONEncoder().encode(known))
-        } catch {
-            throw AlertRuleServiceError.invalid(details + APIErrorMiddleware.map(error).details)
-        }
-        details += problems(applying: input, to: rule, creating: creating, outbound: outbound)
+    /// Validates `body` (a JSON object) and applies it to `rule` as `write` says.
+    /// - Throws: ``AlertRuleServiceError/invalid(_:)`` listing every unknown field, missing or
+    ///   `null` required field, wrongly typed field (nested ones by path, e.g.
+    ///   `tag_matchers[1].key`), bad value and cross-field problem; `rule` is then partly
+    ///   changed and must not be saved.
+    static func apply(_ body: [String: JSONValue], to rule: AlertRule, write: AlertRuleWrite, outbound: OutboundPolicy) throws {
+        let details = problems(applying: body, to: rule, write: write, outbound: outbound)
         guard details.isEmpty else { throw AlertRuleServiceError.invalid(details) }
     }
 
     /// Applies `body` to `rule` and returns every problem (empty: the rule is valid).
-    static func problems(applying body: AlertRuleInput, to rule: AlertRule, creating: Bool, outbound: OutboundPolicy) -> [APIErrorDetail] {
-        var details: [APIErrorDetail] = []
-        func required<T>(_ value: T?, _ field: String) -> T? {
-            if value == nil && creating { details.append(.init(field: field, reason: "is required")) }
-            return value
+    static func problems(applying body: [String: JSONValue], to rule: AlertRule, write: AlertRuleWrite, outbound: OutboundPolicy) -> [APIErrorDetail] {
+        var reader = AlertRuleBodyReader(body: body, write: write)
+        for key in body.keys.sorted() where !AlertRuleBody.fields.contains(key) {
+            reader.details.append(.init(field: key, reason: "is not an alert rule field; known: \(AlertRuleBody.fields.joined(separator: ", "))"))
         }
-        if let name = required(body.name, "name") {
+        /// Whether fields left out take their default (create and replace) or keep their value.
+        let defaults = write != .patch
+        func problem(_ field: String, _ reason: String) { reader.details.append(.init(field: field, reason: reason)) }
+
+        if let name = reader.string("name").value {
             let trimmed = name.trimmingCharacters(in: .whitespacesAndNewlines)
-            if trimmed.isEmpty || trimmed.count > 200 { details.append(.init(field: "name", reason: "must be 1 to 200 characters")) }
+            if trimmed.isEmpty || trimmed.count > 200 { problem("name", "must be 1 to 200 characters") }
             rule.name = trimmed
         }
-        if let description = body.description { rule.ruleDescription = description.isEmpty ? nil : description }
-        if let metric = required(body.metric_name, "metric_name") {
-            if !PrometheusName.isValidMetricName(metric) || metric.count > 100 { details.append(.init(field: "metric_name", reason: "must match [a-zA-Z_:][a-zA-Z0-9_:]* (at most 100 characters)")) }
+        if let text = reader.string("description").orNull(defaults) { rule.ruleDescription = text.flatMap { $0.isEmpty ? nil : $0 } }
+        if let metric = reader.string("metric_name").value {
+            if !PrometheusName.isValidMetricName(metric) || metric.count > 100 { problem("metric_name", "must match [a-zA-Z_:][a-zA-Z0-9_:]* (at most 100 characters)") }
             rule.metricName = metric
         }
-        if let raw = required(body.condition_type, "condition_type") {
-            if let type = AlertRule.ConditionType(rawValue: raw) { rule.conditionType = type } else {
-                details.append(.init(field: "condition_type", reason: "must be one of threshold, rate, absence"))
-            }
+        if let raw = reader.string("condition_type").value {
+            if let type = AlertRule.ConditionType(rawValue: raw) { rule.conditionType = type } else { problem("condition_type", "must be one of threshold, rate, absence") }
         }
-        if let raw = body.comparison_operator {
-            if let op = try? AlertComparisonOperator(parsing: raw) { rule.comparisonOperator = op } else {
-                details.append(.init(field: "comparison_operator", reason: "must be one of > < >= <= = !="))
-            }
+        if let raw = reader.string("comparison_operator").orNull(defaults) {
+            rule.comparisonOperator = raw.flatMap { try? AlertComparisonOperator(parsing: $0) }
+            if raw != nil && rule.comparisonOperator == nil { problem("comparison_operator", "must be one of > < >= <= = !=") }
         }
-        if let threshold = body.threshold_value {
-            if !threshold.isFinite { details.append(.init(field: "threshold_value", reason: "must be a finite number")) }
-            rule.thresholdValue = threshold
+        if let threshold = reader.number("threshold_value").orNull(defaults) { rule.thresholdValue = threshold }
+        let window = AlertRuleBody.windowMinutes
+        let windowReason = "must be a whole number of minutes from \(window.lowerBound) to \(window.upperBound) (7 days)"
+        if let minutes = reader.read("time_window_minutes", "a whole number of minutes", { $0.doubleValue }).value {
+            // A JSON number is a double (RFC 8259 §6): 5.5 and 1e308 are numbers, not minutes.
+            if minutes.rounded() == minutes, minutes >= Double(window.lowerBound), minutes <= Double(window.upperBound) {
+                rule.timeWindowMinutes = Int(minutes)
+            } else { problem("time_window_minutes", windowReason) }
         }
-        if let window = required(body.time_window_minutes, "time_window_minutes") {
-            if window <= 0 || window > 10_080 { details.append(.init(field: "time_window_minutes", reason: "must be from 1 to 10080 (7 days)")) }
-            rule.timeWindowMinutes = window
+        if let raw = reader.string("severity").value {
+            if let severity = AlertRule.Severity(rawValue: raw) { rule.severity = severity } else { problem("severity", "must be one of info, warning, critical") }
         }
-        if let raw = required(body.severity, "severity") {
-            if let severity = AlertRule.Severity(rawValue: raw) { rule.severity = severity } else {
-                details.append(.init(field: "severity", reason: "must be one of info, warning, critical"))
-            }
-        }
-        if let channels = body.notification_channels {
+        if let channels = reader.array("notification_channels", of: "channels")
+            .orDefault(defaults, [.object(["type": .string("log")])]) {
             for (i, value) in channels.enumerated() {
                 guard let channel = AlertChannel(value) else {
-                    details.append(.init(field: "notification_channels[\(i)].type", reason: "must be one of " + AlertChannel.Kind.allCases.map(\.rawValue).joined(separator: ", ")))
+                    problem("notification_channels[\(i)].type", "must be one of " + AlertChannel.Kind.allCases.map(\.rawValue).joined(separator: ", "))
                     continue
                 }
-                for problem in channel.problems(outbound: outbound) { details.append(.init(field: "notification_channels[\(i)].\(problem.field)", reason: problem.reason)) }
+                for found in channel.problems(outbound: outbound) { problem("notification_channels[\(i)].\(found.field)", found.reason) }
             }
             rule.notificationChannels = channels
-        } else if creating {
-            rule.notificationChannels = [.object(["type": .string("log")])]
         }
-        if let active = body.is_active { rule.isActive = active } else if creating { rule.isActive = true }
-        if let matchers = body.tag_matchers {
+        if let active = reader.bool("is_active").orDefault(defaults, true) { rule.isActive = active }
+        if let matchers = reader.array("tag_matchers", of: "{key, op, value}").orDefault(defaults, []) {
             var parsed: [TagMatcher] = []
-            for (i, m) in matchers.enumerated() {
-                guard !m.key.isEmpty, PrometheusName.isValidLabelName(m.key) else { details.append(.init(field: "tag_matchers[\(i)].key", reason: "must be a label name")); continue }
-                guard let op = TagMatcher.Op(rawValue: m.op ?? "=") else { details.append(.init(field: "tag_matchers[\(i)].op", reason: "must be = or !=")); continue }
-                parsed.append(TagMatcher(key: m.key, op: op, value: m.value))
+            for (i, item) in matchers.enumerated() {
+                guard case .object(let m) = item else { problem("tag_matchers[\(i)]", "must be an object {key, op, value}"); continue }
+                let key = m["key"]?.stringValue, value = m["value"]?.stringValue
+                let opText = m["op"].map { $0 == .null ? "=" : $0.stringValue } ?? "="
+                if key.map({ $0.isEmpty || !PrometheusName.isValidLabelName($0) }) ?? true { problem("tag_matchers[\(i)].key", "must be a label name") }
+                let op = opText.flatMap(TagMatcher.Op.init(rawValue:))
+                if op == nil { problem("tag_matchers[\(i)].op", "must be = or !=") }
+                if value == nil { problem("tag_matchers[\(i)].value", "must be a string") }
+                for extra in m.keys.sorted() where !["key", "op", "value"].contains(extra) { problem("tag_matchers[\(i)].\(extra)", "is not a tag matcher field; known: key, op, value") }
+                if let key, let op, let value { parsed.append(TagMatcher(key: key, op: op, value: value)) }
             }
             rule.tagMatchers = parsed
-        } else if creating { rule.tagMatchers = [] }
-        if let aggregation = body.aggregation {
-            if !["last", "avg", "min", "max", "sum", "count", "p95"].contains(aggregation) { details.append(.init(field: "aggregation", reason: "must be one of last, avg, min, max, sum, count, p95")) }
+        }
+        if let aggregation = reader.string("aggregation").orDefault(defaults, "last") {
+            if !["last", "avg", "min", "max", "sum", "count", "p95"].contains(aggregation) { problem("aggregation", "must be one of last, avg, min, max, sum, count, p95") }
             rule.aggregation = aggregation
-        } else if creating { rule.aggregation = "last" }
-        for (field, value) in [("for_minutes", body.for_minutes), ("keep_firing_minutes", body.keep_firing_minutes)] {
-            if let value, !value.isFinite || value < 0 { details.append(.init(field: field, reason: "must be ≥ 0")) }
         }
-        rule.forMinutes = body.for_minutes ?? (creating ? 0 : rule.forMinutes)
-        rule.keepFiringMinutes = body.keep_firing_minutes ?? (creating ? 0 : rule.keepFiringMinutes)
-        if let repeatMinutes = body.repeat_interval_minutes {
-            if !repeatMinutes.isFinite || repeatMinutes <= 0 { details.append(.init(field: "repeat_interval_minutes", reason: "must be > 0")) }
-            rule.repeatIntervalMinutes = repeatMinutes
+        // Setters, not key paths: writing a Fluent field through a key path reads it first,
+        // which traps while the field is unset (a new rule).
+        let minutes: [(String, (Double) -> Void)] = [("for_minutes", { rule.forMinutes = $0 }), ("keep_firing_minutes", { rule.keepFiringMinutes = $0 })]
+        for (field, set) in minutes {
+            if let value = reader.number(field).orDefault(defaults, 0) {
+                if value < 0 { problem(field, "must be ≥ 0") }
+                set(value)
+            }
         }
-        if let resolve = body.resolve_threshold { rule.resolveThreshold = resolve }
-        if let noData = body.no_data {
-            if AlertNoDataPolicy(rawValue: noData) == nil { details.append(.init(field: "no_data", reason: "must be one of ok, alerting, keep_last")) }
+        if let minutes = reader.number("repeat_interval_minutes").orNull(defaults) {
+            if let minutes, minutes <= 0 { problem("repeat_interval_minutes", "must be > 0") }
+            rule.repeatIntervalMinutes = minutes
+        }
+        if let resolve = reader.number("resolve_threshold").orNull(defaults) { rule.resolveThreshold = resolve }
+        if let noData = reader.string("no_data").orDefault(defaults, "ok") {
+            if AlertNoDataPolicy(rawValue: noData) == nil { problem("no_data", "must be one of ok, alerting, keep_last") }
             rule.noData = noData
-        } else if creating { rule.noData = "ok" }
-        if let labels = body.labels {
-            for key in labels.keys.sorted() where !PrometheusName.isValidLabelName(key) { details.append(.init(field: "labels.\(key)", reason: "must be a label name")) }
-            rule.labels = labels
-        } else if creating { rule.labels = [:] }
-        for (field, template) in [("summary_template", body.summary_template), ("description_template", body.description_template)] {
-            guard let template else { continue }
-            do { _ = try MustacheTemplate(string: template) } catch let error as MustacheTemplate.ParserError {
-                details.append(.init(field: field, reason: "template does not parse: \(error.error) at line \(error.context.lineNumber), column \(error.context.columnNumber)"))
-            } catch { details.append(.init(field: field, reason: "template does not parse")) }
         }
-        if let template = body.summary_template { rule.summaryTemplate = template.isEmpty ? nil : template }
-        if let template = body.description_template { rule.descriptionTemplate = template.isEmpty ? nil : template }
+        if let labels = reader.object("labels", of: "label names to strings").orDefault(defaults, [:]) {
+            var parsed: [String: String] = [:]
+            for key in labels.keys.sorted() {
+                if !PrometheusName.isValidLabelName(key) { problem("labels.\(key)", "must be a label name") }
+                if let text = labels[key]?.stringValue { parsed[key] = text } else { problem("labels.\(key)", "must be a string") }
+            }
+            rule.labels = parsed
+        }
+        let templates: [(String, (String?) -> Void)] = [("summary_template", { rule.summaryTemplate = $0 }), ("description_template", { rule.descriptionTemplate = $0 })]
+        for (field, set) in templates {
+            guard let template = reader.string(field).orNull(defaults) else { continue }
+            if let template {
+                do { _ = try MustacheTemplate(string: template) } catch let error as MustacheTemplate.ParserError {
+                    problem(field, "template does not parse: \(error.error) at line \(error.context.lineNumber), column \(error.context.columnNumber)")
+                } catch { problem(field, "template does not parse") }
+            }
+            set(template.flatMap { $0.isEmpty ? nil : $0 })
+        }
+        var details = reader.details
 
         // Cross-field rules (the database checks the first one too).
         if details.isEmpty, rule.conditionType != .absence {
@@ -223,7 +288,6 @@ struct AlertRuleService: Sendable {
         }
         return details
     }
-
     /// The body field an evaluator parameter error is about.
     static func field(of error: any Error) -> String {
         guard let error = error as? EDMMonitorCore.AlertRuleError else { return "body" }
@@ -253,7 +317,7 @@ struct AlertRuleService: Sendable {
     /// Creates a rule from `body`. - Throws: ``AlertRuleServiceError/invalid(_:)``, ``AlertRuleServiceError/nameTaken(_:)``.
     func create(_ body: [String: JSONValue]) async throws -> AlertRule {
         let rule = AlertRule()
-        try Self.apply(body, to: rule, creating: true, outbound: outbound)
+        try Self.apply(body, to: rule, write: .create, outbound: outbound)
         try await ensureUniqueName(rule)
         rule.createdAt = clock.now()
         rule.updatedAt = rule.createdAt
@@ -261,10 +325,11 @@ struct AlertRuleService: Sendable {
         return rule
     }
 
-    /// Changes the fields of `rule` (from ``rule(_:)``) named in `body` (PUT and PATCH alike).
+    /// Replaces `rule` (from ``rule(_:)``) with `body` (`write` ``AlertRuleWrite/replace``, PUT)
+    /// or changes only the fields `body` names (``AlertRuleWrite/patch``, PATCH).
     /// - Throws: ``AlertRuleServiceError/invalid(_:)``, ``AlertRuleServiceError/nameTaken(_:)``.
-    func update(_ rule: AlertRule, with body: [String: JSONValue]) async throws -> AlertRule {
-        try Self.apply(body, to: rule, creating: false, outbound: outbound)
+    func update(_ rule: AlertRule, with body: [String: JSONValue], write: AlertRuleWrite) async throws -> AlertRule {
+        try Self.apply(body, to: rule, write: write, outbound: outbound)
         try await ensureUniqueName(rule)
         rule.updatedAt = clock.now()
         try await rule.save(on: database)
