@@ -134,6 +134,58 @@ struct AlertOutboxTests {
         try await receiver.stop()
     }
 
+    /// Creates a threshold rule `name` on metric `edm_test_<name>` with one webhook channel, and
+    /// stores a point that makes it fire at the next evaluation.
+    static func fireRule(_ app: Application, _ name: String, webhook: String, at date: Date) async throws {
+        let metric = "edm_test_\(name.lowercased())"
+        _ = try await AlertingTests.createRule(app, [
+            "name": .string(name), "metric_name": .string(metric), "condition_type": "threshold",
+            "comparison_operator": ">", "threshold_value": 10, "time_window_minutes": 1, "severity": "warning",
+            "notification_channels": [["type": "webhook", "url": .string(webhook)]],
+        ])
+        try await AlertingTests.point(app, metric, 20, at: date)
+    }
+
+    @Test("a receiver that hangs delays no other channel: the notifications of one claim go out at once", arguments: TestDatabase.enabled)
+    func hangingReceiverDelaysNoOther(_ db: TestDatabase) async throws {
+        let hanging = try await SlowReceiver(delay: .seconds(120))
+        let live = try await SlowReceiver(delay: .zero)
+        let clock = ManualClock()
+        do {
+            try await withApp(db, clock: clock) { app, _ in
+                try await AlertRule.query(on: app.db).set(\.$isActive, to: false).update()
+                // The hanging receiver's notification is the older: one at a time, it would go first.
+                try await Self.fireRule(app, "Hanging", webhook: hanging.url, at: clock.now())
+                #expect(try await app.edm.alerting.evaluateOnce().firing == 1)
+                clock.advance(by: 1)
+                try await Self.fireRule(app, "Live", webhook: live.url, at: clock.now())
+                #expect(try await app.edm.alerting.evaluateOnce().firing == 1)
+                let delivery = Task { try await app.edm.alerting.deliverOnce() }
+                struct Row: Decodable { var status: String; var attempts: Int }
+                func liveRow() async throws -> Row? {
+                    try await app.sql.raw("SELECT status, attempts FROM alert_notifications WHERE channel LIKE \(bind: "%:\(live.port)%")")
+                        .first(decoding: Row.self)
+                }
+                // Bounded wait: the live receiver's notification is recorded delivered while the other hangs.
+                for _ in 0..<600 where try await liveRow()?.status != AlertNotificationStatus.delivered.rawValue {
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                #expect(try await liveRow()?.status == AlertNotificationStatus.delivered.rawValue)
+                #expect(try await liveRow()?.attempts == 1)
+                #expect(live.log.entries.withLock { $0.count } == 1)
+                #expect(hanging.log.entries.withLock { $0.count } == 1)
+                delivery.cancel()
+                #expect(try await delivery.value == 1)
+            }
+        } catch {
+            try? await hanging.stop()
+            try? await live.stop()
+            throw error
+        }
+        try await hanging.stop()
+        try await live.stop()
+    }
+
     @Test("a delivery cut short by cancellation (serve's graceful shutdown) gives its notification back: pending, no attempt spent, unclaimed", arguments: TestDatabase.enabled)
     func cancelledDeliveryGivesBack(_ db: TestDatabase) async throws {
         let receiver = try await SlowReceiver(delay: .seconds(120))
@@ -141,12 +193,7 @@ struct AlertOutboxTests {
         do {
             try await withApp(db, clock: clock) { app, _ in
                 try await AlertRule.query(on: app.db).set(\.$isActive, to: false).update()
-                _ = try await AlertingTests.createRule(app, [
-                    "name": "Hanging", "metric_name": "edm_test_hang", "condition_type": "threshold",
-                    "comparison_operator": ">", "threshold_value": 10, "time_window_minutes": 1, "severity": "warning",
-                    "notification_channels": [["type": "webhook", "url": .string(receiver.url)]],
-                ])
-                try await AlertingTests.point(app, "edm_test_hang", 20, at: clock.now())
+                try await Self.fireRule(app, "Hanging", webhook: receiver.url, at: clock.now())
                 #expect(try await app.edm.alerting.evaluateOnce().firing == 1)
                 let delivery = Task { try await app.edm.alerting.deliverOnce() }
                 // Bounded wait until the POST has reached the receiver, which then hangs.

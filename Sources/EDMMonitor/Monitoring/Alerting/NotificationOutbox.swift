@@ -39,12 +39,16 @@ final class NotificationOutbox: Sendable {
 
     /// Delivers due notifications (at most `limit` attempts), oldest first, in rounds: each round
     /// claims what is claimable now, so the newer notification of an alert whose older one was
-    /// just delivered goes out in the same pass. A failure is retried with backoff
-    /// (`retryBase × 2^(attempts−1)`, at most `maxBackoff`); a delivered notification is never
-    /// sent again. Stops claiming when the task is cancelled, and gives back claimed rows it did
-    /// not attempt. An attempt under way when the task is cancelled (graceful shutdown of
-    /// `serve`) is cut short and its row given back unrecorded, so it is sent again later: the
-    /// one case where a receiver may get a notification twice.
+    /// just delivered goes out in the next round of the same pass.
+    ///
+    /// The rows of one claim go out concurrently: a claim holds at most one row per (alert,
+    /// channel) — the oldest pending one — so order per receiver is kept, and a receiver that
+    /// hangs for the whole HTTP timeout delays no other channel. A failure is retried with backoff
+    /// (`retryBase × 2^(attempts−1)`, at most `maxBackoff`) counted from when the attempt
+    /// *ended*; a delivered notification is never sent again. Stops claiming when the task is
+    /// cancelled. An attempt under way when the task is cancelled (graceful shutdown of `serve`)
+    /// is cut short and its row given back unrecorded, so it is sent again later: the one case
+    /// where a receiver may get a notification twice.
     /// - Returns: how many were delivered.
     /// - Throws: the database's error (claims already made expire after their lease).
     @discardableResult
@@ -58,38 +62,53 @@ final class NotificationOutbox: Sendable {
             let claimed = try await store.claim(claimer: claimer, limit: min(Self.claimBatch, limit - attempted), now: now,
                                                 until: now.addingTimeInterval(Self.claimLeaseSeconds))
             if claimed.isEmpty { break }
-            for (index, row) in claimed.enumerated() {
-                if Task.isCancelled {
-                    try await giveBack(claimed[index...].map(\.id), store: store)
-                    return delivered
+            attempted += claimed.count
+            delivered += try await withThrowingTaskGroup(of: Bool.self) { group in
+                for row in claimed {
+                    group.addTask { try await self.attempt(row, store: store, settings: settings) }
                 }
-                attempted += 1
-                let outcome = await deliver(row, now: now, externalURL: settings.externalURL)
-                if Task.isCancelled {
-                    // Shutdown cut this attempt short: give it and the rest back unrecorded, so
-                    // the next instance to run sends them (the receiver may see this one twice).
-                    try await giveBack(claimed[index...].map(\.id), store: store)
-                    return delivered
-                }
-                switch outcome {
-                case .success:
-                    delivered += 1
-                    if try await !store.markDelivered(row.id, claimer: claimer, now: now) {
-                        logger.warning("notification delivered after its claim expired; another instance may send it again", metadata: ["notification_id": "\(row.id)"])
-                    }
-                case .failure(let error):
-                    let attempts = row.attempts + 1
-                    let giveUp = now.timeIntervalSince(row.created_at) >= settings.giveUpAfterSeconds
-                    let delay = min(settings.maxBackoffSeconds, settings.retryBaseSeconds * pow(2, Double(attempts - 1)))
-                    try await store.markFailed(row.id, claimer: claimer, attempts: attempts, error: error.description, giveUp: giveUp,
-                                               nextAttemptAt: now.addingTimeInterval(delay))
-                    if attempts == 1 || giveUp {
-                        logger.warning("notification not delivered; will retry", metadata: ["notification_id": "\(row.id)", "error": "\(error.description)", "given_up": "\(giveUp)"])
-                    }
-                }
+                var count = 0
+                for try await ok in group where ok { count += 1 }
+                return count
             }
         }
         return delivered
+    }
+
+    /// One attempt of a claimed row, and its outcome recorded.
+    /// - Returns: whether it was delivered; `false` when it failed, or when the task was
+    ///   cancelled and the row given back unrecorded.
+    private func attempt(_ row: ClaimedNotification, store: AlertNotificationStore, settings: AlertingSettings) async throws -> Bool {
+        if Task.isCancelled {
+            try await giveBack([row.id], store: store)
+            return false
+        }
+        let outcome = await deliver(row, now: clock.now(), externalURL: settings.externalURL)
+        if Task.isCancelled {
+            // Shutdown cut this attempt short: give it back unrecorded, so the next instance to
+            // run sends it (the receiver may see it twice).
+            try await giveBack([row.id], store: store)
+            return false
+        }
+        let now = clock.now()
+        switch outcome {
+        case .success:
+            if try await !store.markDelivered(row.id, claimer: claimer, now: now) {
+                logger.warning("notification delivered, but its row was no longer claimed here (claim expired, or its rule was deleted); another instance may send it again",
+                               metadata: ["notification_id": "\(row.id)"])
+            }
+            return true
+        case .failure(let error):
+            let attempts = row.attempts + 1
+            let giveUp = now.timeIntervalSince(row.created_at) >= settings.giveUpAfterSeconds
+            let delay = min(settings.maxBackoffSeconds, settings.retryBaseSeconds * pow(2, Double(attempts - 1)))
+            try await store.markFailed(row.id, claimer: claimer, attempts: attempts, error: error.description, giveUp: giveUp,
+                                       nextAttemptAt: now.addingTimeInterval(delay))
+            if attempts == 1 || giveUp {
+                logger.warning(giveUp ? "notification not delivered; given up" : "notification not delivered; will retry", metadata: ["notification_id": "\(row.id)", "error": "\(error.description)", "given_up": "\(giveUp)"])
+            }
+            return false
+        }
     }
 
     /// Releases this outbox's claim on `ids` in a task of its own, so that the cancellation
