@@ -253,7 +253,7 @@ struct LifecycleTests {
         #expect((byStatus["sent"] ?? 0) + (byStatus["pending"] ?? 0) == 300)
     }
 
-    @Test("a second serve on the same SQLite file refuses with one line and exit 1; the CLI still works on it; after the first stops, a new serve starts")
+    @Test("a second serve on the same SQLite file refuses with one line and exit 1; the CLI still works on it but cannot revert the migrations; after the first stops, a new serve starts")
     func secondServeOnOneSQLiteFileRefuses() async throws {
         let db = try CLIDatabase()
         defer { db.remove() }
@@ -269,6 +269,11 @@ struct LifecycleTests {
         let user = try runEDMMonitor(["user", "add", "--name", "Bo", "--email", "bo@example.com"] + db.arguments)
         #expect(user.status == 0, "\(user.stderr)")
         #expect(try runEDMMonitor(["migrate"] + db.arguments).status == 0)
+        // …except reverting, which would drop the tables under the running server.
+        let revert = try runEDMMonitor(["migrate", "--revert", "--yes"] + db.arguments)
+        #expect(revert.status == 1)
+        #expect(revert.stderr.contains("holds the SQLite database"), "\(revert.stderr)")
+        #expect(try runEDMMonitor(["user", "add", "--name", "Cy", "--email", "cy@example.com"] + db.arguments).status == 0, "the tables were dropped")
 
         let stopped = first.stop()
         #expect(stopped.status == 0, "\(stopped.stderr)")

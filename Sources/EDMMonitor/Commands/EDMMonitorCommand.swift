@@ -208,6 +208,10 @@ struct MigrateCommand: AsyncParsableCommand {
     func run() async throws {
         let settings = try options.settings()
         bootstrapLogging(settings)
+        // Reverting drops every table: never under a running `serve` of the same SQLite file.
+        // (On PostgreSQL nothing can tell; the operator stops the instances first.)
+        let instanceLock = revert ? try InstanceLock.acquire(for: settings.database) : nil
+        defer { withExtendedLifetime(instanceLock) {} }
         try await withCommandApp(settings) { app, _ in
             do {
                 try await DatabaseSetup.prepare(settings.database, database: app.db)

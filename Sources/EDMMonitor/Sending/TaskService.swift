@@ -113,7 +113,7 @@ public enum TaskService {
         guard details.isEmpty else {
             let message = report.problems.isEmpty || input.skipInvalid
                 ? "the task is invalid"
-                : "\(report.problems.count) recipient rows are invalid or duplicated; fix them or pass skip_invalid=true"
+                : "\(report.problems.count) recipient rows are invalid or duplicated; fix them, or skip them (API: skip_invalid=true, CLI: --skip-invalid)"
             throw TaskError.invalid(message: message, details: details)
         }
 
