@@ -18,10 +18,14 @@ public struct DefaultMailerFactory: MailerFactory {
             return DryRunMailer()
         case .http:
             guard let settings = service.providerConfig.http else { throw MailerSetupError("the http service has no http settings") }
-            return try HTTPMailer(settings: settings, client: httpClient, outbound: outbound)
+            // The service's `max_connections` goes here once `email_services` has the column.
+            return try HTTPMailer(settings: settings, client: httpClient, outbound: outbound, maxConnections: 4)
         case .smtp:
             guard let settings = service.providerConfig.smtp else { throw MailerSetupError("the smtp service has no smtp settings") }
-            return try SMTPServiceMailer(settings: settings, senderAddress: service.senderAddress)
+            // The service's `max_connections` and `max_messages_per_connection` go here once
+            // `email_services` has the columns; until then the defaults (4, unlimited).
+            return try SMTPServiceMailer(settings: settings, senderAddress: service.senderAddress,
+                                         maxConnections: 4, maxMessagesPerConnection: nil)
         }
     }
 }

@@ -498,19 +498,43 @@ public final class QueueScheduler: Sendable {
             try await sql.raw("UPDATE tasks SET failed_count = failed_count + 1, updated_at = \(bind: now) WHERE id = \(bind: taskID)").run()
             try await sql.raw("UPDATE email_services SET next_available_at = \(bind: nextAvailable) WHERE id = \(bind: serviceID)").run()
             terminal = true
-        case .transientFailure(let reason), .permanentFailure(let reason):
-            let permanent: Bool
-            if case .permanentFailure = outcome { permanent = true } else { permanent = false }
+        case .sessionFailure(let reason), .serviceConfigurationFailure(let reason):
+            // Not the recipient's doing (C09): back to pending without spending an attempt.
+            guard try await requeueWithoutAttempt(subtaskID, reason: reason, on: sql, now: now) else { return nil }
+            if case .serviceConfigurationFailure = outcome {
+                let until = now.addingTimeInterval(configuration.freezeSeconds)
+                try await sql.raw("""
+                    UPDATE email_services SET is_frozen = \(SQLLiteral.boolean(true)), frozen_until = \(bind: until), next_available_at = \(bind: nextAvailable)
+                    WHERE id = \(bind: serviceID)
+                    """).run()
+                logger.error("email service paused: the provider refused its settings; fix them and unfreeze it",
+                             metadata: ["service": "\(service.name)", "until": "\(until)", "reason": "\(reason)"])
+                return (false, false)
+            }
+            fallthrough
+        case .transientFailure, .retryLater, .permanentFailure, .hardBounce:
+            let reason = outcome.failureReason ?? ""
+            var permanent = false
+            var session = false
+            var leastDelay = 0.0
+            switch outcome {
+            case .permanentFailure, .hardBounce: permanent = true
+            case .retryLater(_, let seconds): leastDelay = seconds
+            case .sessionFailure: session = true
+            default: break
+            }
             let attempts = claim.subtask.attempts
             let giveUp = permanent || attempts >= configuration.maxAttempts
-            let retryAt = now.addingTimeInterval(configuration.retryDelay(afterAttempt: attempts))
-            guard try await !sql.raw("""
-                UPDATE sub_tasks SET status = \(bind: (giveUp ? SubTaskStatus.failed : .pending).rawValue), last_error = \(bind: String(reason.prefix(1000))),
-                    next_attempt_at = \(bind: giveUp ? nil : retryAt), claimed_by = NULL, lease_expires_at = NULL, updated_at = \(bind: now)
-                WHERE id = \(bind: subtaskID) AND claimed_by = \(bind: me) AND status = \(bind: SubTaskStatus.sending.rawValue)
-                RETURNING id
-                """).all().isEmpty else { return nil }
-            if giveUp {
+            let retryAt = now.addingTimeInterval(max(configuration.retryDelay(afterAttempt: attempts), leastDelay))
+            if !session {
+                guard try await !sql.raw("""
+                    UPDATE sub_tasks SET status = \(bind: (giveUp ? SubTaskStatus.failed : .pending).rawValue), last_error = \(bind: String(reason.prefix(1000))),
+                        next_attempt_at = \(bind: giveUp ? nil : retryAt), claimed_by = NULL, lease_expires_at = NULL, updated_at = \(bind: now)
+                    WHERE id = \(bind: subtaskID) AND claimed_by = \(bind: me) AND status = \(bind: SubTaskStatus.sending.rawValue)
+                    RETURNING id
+                    """).all().isEmpty else { return nil }
+            }
+            if giveUp && !session {
                 try await sql.raw("UPDATE tasks SET failed_count = failed_count + 1, updated_at = \(bind: now) WHERE id = \(bind: taskID)").run()
                 terminal = true
             }
@@ -532,6 +556,17 @@ public final class QueueScheduler: Sendable {
         }
 
         return (firstSent, terminal)
+    }
+
+    /// Returns the claimed subtask to `pending` with `reason`, giving back the attempt its claim
+    /// took, due at once. - Returns: false when this instance no longer holds the claim.
+    func requeueWithoutAttempt(_ subtaskID: UUID, reason: String, on sql: any SQLDatabase, now: Date) async throws -> Bool {
+        !(try await sql.raw("""
+            UPDATE sub_tasks SET status = \(bind: SubTaskStatus.pending.rawValue), attempts = attempts - 1, last_error = \(bind: String(reason.prefix(1000))),
+                claimed_by = NULL, lease_expires_at = NULL, updated_at = \(bind: now)
+            WHERE id = \(bind: subtaskID) AND claimed_by = \(bind: configuration.instanceID) AND status = \(bind: SubTaskStatus.sending.rawValue)
+            RETURNING id
+            """).all().isEmpty)
     }
 
     struct TaskIDRow: Decodable { var task_id: UUID }
