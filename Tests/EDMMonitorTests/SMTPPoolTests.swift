@@ -100,21 +100,36 @@ struct SMTPPoolTests {
         #expect(await second.pool.learnedMessageLimit == 2)
     }
 
+    @Test("a 421 to RCPT on a reused connection: the message goes out at once on a fresh one, no attempt spent")
+    func sessionEndsAtRecipient() async throws {
+        var script = ScriptedSMTPPeer.Script()
+        script.rcptRepliesOnConnection[1] = ["r2@example.org": "421 4.3.2 mx.example.net Service shutting down, closing connection"]
+        let peer = try ScriptedSMTPPeer(script)
+        let mailer = try Self.mailer(peer, clock: ManualClock())
+        #expect(await mailer.send(Self.email("S-1", to: "r1@example.org")) == .sent(messageID: "Q000000000"))
+        #expect(await mailer.send(Self.email("S-2", to: "r2@example.org")) == .sent(messageID: "Q000000001"))
+        await mailer.close()
+        #expect(peer.record.messages.map(\.connection) == [1, 2])
+        #expect(await mailer.pool.learnedMessageLimit == nil, "a shutdown is no message limit")
+    }
+
     @Test("configured limits: a new connection after maxMessagesPerConnection, and QUIT after 240 s idle (injected clock)")
     func configuredLimitsAndIdle() async throws {
         let peer = try ScriptedSMTPPeer()
         let clock = ManualClock()
-        let mailer = try Self.mailer(peer, clock: clock, maxMessagesPerConnection: 2)
-        for index in 1...3 { _ = await mailer.send(Self.email("S-\(index)", to: "r\(index)@example.org")) }
+        let mailer = try Self.mailer(peer, clock: clock, maxMessagesPerConnection: 3)
+        for index in 1...4 { _ = await mailer.send(Self.email("S-\(index)", to: "r\(index)@example.org")) }
+        #expect(peer.commands(on: 1).last == "QUIT", "the first connection is ended after its 3 messages")
         clock.advance(by: 239)
-        _ = await mailer.send(Self.email("S-4", to: "r4@example.org"))
-        clock.advance(by: 240)
+        await mailer.pool.retireIdleConnections()
+        #expect(peer.commands(on: 2).last != "QUIT", "239 s idle is not yet too long")
+        clock.advance(by: 1)
         await mailer.pool.retireIdleConnections()
         #expect(peer.commands(on: 2).last == "QUIT", "retired after 240 s idle without waiting for the next send")
         _ = await mailer.send(Self.email("S-5", to: "r5@example.org"))
         await mailer.close()
-        #expect(peer.record.messages.map(\.connection) == [1, 1, 2, 2, 3])
-        #expect(peer.commands(on: 1).last == "QUIT")
+        #expect(peer.record.messages.map(\.connection) == [1, 1, 1, 2, 3])
+        #expect(peer.record.noops == 0 && peer.record.resets == 0)
     }
 
     @Test("C26: PIPELINING — replies matched to commands, no body after a refused RCPT, a lone dot after a blind 354")

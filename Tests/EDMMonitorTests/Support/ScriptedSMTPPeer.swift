@@ -25,6 +25,9 @@ final class ScriptedSMTPPeer: @unchecked Sendable {
         /// RCPT replies by recipient (default `250 2.1.5 Ok`); `\r\n` separates the lines of a
         /// multi-line reply, written as given.
         var rcptReplies: [String: String] = [:]
+        /// RCPT replies on one connection only (connection number → recipient → reply); a 421
+        /// among them also closes the connection.
+        var rcptRepliesOnConnection: [Int: [String: String]] = [:]
         /// Recipients whose refused transaction still gets 354 to DATA (C26 m3).
         var dataAcceptedDespite: Set<String> = []
         /// Queue ids for accepted messages, in order; generated when they run out.
@@ -162,9 +165,10 @@ final class ScriptedSMTPPeer: @unchecked Sendable {
                 case "RCPT":
                     guard inTransaction else { reply503("503 5.5.1 Error: need MAIL command"); continue }
                     let recipient = Self.path(in: line)
-                    let answer = script.rcptReplies[recipient] ?? "250 2.1.5 Ok"
+                    let answer = script.rcptRepliesOnConnection[number]?[recipient] ?? script.rcptReplies[recipient] ?? "250 2.1.5 Ok"
                     if answer.hasPrefix("2") { accepted.append(recipient) } else { refused.append(recipient) }
                     write(answer)
+                    if answer.hasPrefix("421"), script.rcptRepliesOnConnection[number]?[recipient] != nil { return }
                 case "DATA":
                     guard inTransaction else { reply503("503 5.5.1 Error: need RCPT command"); continue }
                     if accepted.isEmpty && !refused.contains(where: script.dataAcceptedDespite.contains) {

@@ -16,10 +16,11 @@ import NIOSSL
 /// - The first send connects, reads the greeting, runs EHLO, STARTTLS and AUTH as configured;
 ///   later sends reuse the connection (with RSET after a failed transaction, never a NOOP
 ///   before reuse). A connection the server closed or announced closing (421, RFC 5321 §3.8) is
-///   replaced on the next send; when that is found only at the first command of a reused
-///   connection (421 to RSET or MAIL, or the connection closed there, or 452 4.4.5 to MAIL), the
-///   mailer reconnects once and runs the transaction again — nothing of the message was sent,
-///   so this cannot duplicate it, and no attempt is spent (reference case C25).
+///   replaced on the next send; when that is found only during a transaction on a reused
+///   connection, before its payload (421 to RSET, MAIL, RCPT or DATA, or the connection closed
+///   there, or 452 4.4.5 to MAIL), the mailer reconnects once and runs the transaction again —
+///   the server accepted nothing of the message, so this cannot duplicate it, and no attempt is
+///   spent (reference case C25).
 /// - A connection is ended with QUIT before its next use once it was idle for
 ///   `idleTimeout`, or carried `messageLimit` transactions. A "too many messages" answer to MAIL
 ///   after k transactions (a 421 whose text says "too many", as Postfix's "too many messages in
@@ -235,7 +236,8 @@ public actor SMTPMailer {
 
     /// Runs one transaction on the stored session; keeps the session only when it is still usable.
     /// - Returns: the result, and whether the failure shows the connection was already dead
-    ///   before anything of this transaction was accepted (closed, or 421, at RSET or MAIL).
+    ///   before the server accepted anything of this message (closed, or 421, before the
+    ///   payload; 452 4.4.5 to MAIL).
     private func transact(_ envelope: SMTPEnvelope) async -> (result: SMTPDeliveryResult, staleConnection: Bool) {
         guard var current = session else {
             return (.transientFailure(SMTPDeliveryFailure(reason: .connectionClosed, stage: .idle)), false)
@@ -267,7 +269,7 @@ public actor SMTPMailer {
             }
             result = SMTPDeliveryResult(outcome)
         case .sessionFailed(let outcome):
-            if case .transientFailure(let reply, let stage) = outcome, reply.code == 421, stage == .reset || stage == .mailFrom {
+            if case .transientFailure(let reply, let stage) = outcome, reply.code == 421, Self.beforePayload.contains(stage) {
                 stale = true
                 // Only a count signal teaches a limit, not a shutdown (4.3.2) or idle timeout (4.4.2).
                 if stage == .mailFrom, earlier > 0, reply.text.lowercased().contains("too many") {
@@ -277,7 +279,7 @@ public actor SMTPMailer {
             await quitAndClose(current)
             result = SMTPDeliveryResult(outcome)
         case .transportFailed(let error, let stage):
-            stale = error == .closed && (stage == .reset || stage == .mailFrom)
+            stale = error == .closed && Self.beforePayload.contains(stage)
             await current.connection.close()
             result = .transientFailure(SMTPDeliveryFailure(reason: error.reason, stage: stage))
         case .ready, .closed:
@@ -288,6 +290,9 @@ public actor SMTPMailer {
         logger.debug("SMTP transaction ended", metadata: ["smtp.result": "\(result)"])
         return (result, stale)
     }
+
+    /// Transaction steps whose failure leaves nothing of the message with the server.
+    private static let beforePayload: Set<SMTPConversationStage> = [.reset, .mailFrom, .rcptTo, .data]
 
     /// Remembers that the server takes at most `count` transactions per connection.
     private func learnLimit(_ count: Int, from reply: SMTPReply) {
