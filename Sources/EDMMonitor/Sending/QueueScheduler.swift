@@ -524,7 +524,7 @@ public final class QueueScheduler: Sendable {
             default: break
             }
             let attempts = claim.subtask.attempts
-            let giveUp = permanent || attempts >= configuration.maxAttempts
+            let giveUp = !session && (permanent || attempts >= configuration.maxAttempts)
             let retryAt = now.addingTimeInterval(max(configuration.retryDelay(afterAttempt: attempts), leastDelay))
             if !session {
                 guard try await !sql.raw("""
@@ -534,7 +534,7 @@ public final class QueueScheduler: Sendable {
                     RETURNING id
                     """).all().isEmpty else { return nil }
             }
-            if giveUp && !session {
+            if giveUp {
                 try await sql.raw("UPDATE tasks SET failed_count = failed_count + 1, updated_at = \(bind: now) WHERE id = \(bind: taskID)").run()
                 terminal = true
             }
