@@ -32,9 +32,9 @@ struct ImportEmailAddressTests {
     @Test(arguments: [
         ("", EmailAddressProblem.empty),
         ("  \u{00A0} ", .empty),
-        ("王小明@example.com", .nonASCII),
-        ("user@例子.中国", .nonASCII),
-        ("user@xn--fsqu00a.xn--fiqs8s", nil as EmailAddressProblem?),    // punycode IDN is plain ASCII: accepted
+        ("王小明@example.com", nil as EmailAddressProblem?),                 // RFC 6531 local part: accepted, sent only with SMTPUTF8
+        ("user@例子.中国", nil),                                           // IDN: accepted, sent as user@xn--fsqu00a.xn--fiqs8s
+        ("user@xn--fsqu00a.xn--fiqs8s", nil),                            // punycode IDN is plain ASCII: accepted
         ("user＠example.com", .nonASCII),                                  // full-width at sign
         ("\"john doe\"@example.com", .quotedLocalPart),
         ("alice.example.com", .missingAt),

@@ -609,6 +609,9 @@ public final class QueueScheduler: Sendable {
             case failure
             /// Nothing about the service (e.g. a recipient's message cannot be built).
             case neutral
+            /// The provider refused the service's own settings (SMTP 530/535, HTTP 401): the
+            /// service is frozen at once, whatever its streak (reference case C09).
+            case pause
         }
         /// The subtask's new status: `sent`, `failed` (final) or `pending` (retried at `retryAt`).
         var status: SubTaskRecord.Status
@@ -629,10 +632,22 @@ public final class QueueScheduler: Sendable {
             return OutcomeEffect(status: .failed, lastError: String(reason.prefix(1000)), service: .neutral)
         case .permanentFailure(let reason):
             return OutcomeEffect(status: .failed, lastError: String(reason.prefix(1000)), service: .failure)
-        case .transientFailure(let reason):
+        case .hardBounce(let reason):
+            // The mailbox does not exist: the recipient's fault, not the service's health.
+            return OutcomeEffect(status: .failed, lastError: String(reason.prefix(1000)), service: .neutral)
+        case .transientFailure(let reason), .retryLater(let reason, _):
+            var hint = 0.0
+            if case .retryLater(_, let seconds) = outcome { hint = seconds }
             let giveUp = attempts >= configuration.maxAttempts
+            let delay = max(configuration.retryDelay(afterAttempt: attempts), hint)
             return OutcomeEffect(status: giveUp ? .failed : .pending, lastError: String(reason.prefix(1000)),
-                                 retryAt: giveUp ? nil : now.addingTimeInterval(configuration.retryDelay(afterAttempt: attempts)), service: .failure)
+                                 retryAt: giveUp ? nil : now.addingTimeInterval(delay), service: .failure)
+        case .sessionFailure(let reason):
+            // The connection, not the recipient (a 421): again at once, on a fresh connection
+            // after the service's pause; the attempt is given back.
+            return OutcomeEffect(status: .pending, lastError: String(reason.prefix(1000)), service: .failure, attemptSpent: false)
+        case .serviceConfigurationFailure(let reason):
+            return OutcomeEffect(status: .pending, lastError: String(reason.prefix(1000)), service: .pause, attemptSpent: false)
         }
     }
 
@@ -699,6 +714,8 @@ public final class QueueScheduler: Sendable {
         // The failure streak over the changed rows in batch order: reset by a success.
         var streakReset = false
         var failuresAfterReset = 0
+        // Set by an outcome that pauses the service (its reason).
+        var pauseReason: String?
 
         for send in sends {
             let subtaskID = try send.claim.subtask.requireID()
@@ -750,6 +767,7 @@ public final class QueueScheduler: Sendable {
             switch e.service {
             case .success: streakReset = true; failuresAfterReset = 0
             case .failure: failuresAfterReset += 1
+            case .pause: failuresAfterReset += 1; pauseReason = e.lastError ?? ""
             case .neutral: break
             }
             if e.status != .sent {
@@ -773,7 +791,7 @@ public final class QueueScheduler: Sendable {
         }
 
         let streak: SQLQueryString = "CASE WHEN \(bind: streakReset ? 1 : 0) = 1 THEN \(bind: failuresAfterReset) ELSE consecutive_failures + \(bind: failuresAfterReset) END"
-        let freezes: SQLQueryString = "\(bind: failuresAfterReset) > 0 AND \(streak) >= \(bind: configuration.freezeAfterFailures)"
+        let freezes: SQLQueryString = "(\(bind: pauseReason == nil ? 0 : 1) = 1 OR (\(bind: failuresAfterReset) > 0 AND \(streak) >= \(bind: configuration.freezeAfterFailures)))"
         let freezeUntil = now.addingTimeInterval(configuration.freezeSeconds)
         let frozen = try await sql.raw("""
             UPDATE email_services SET
@@ -785,7 +803,10 @@ public final class QueueScheduler: Sendable {
             WHERE id = \(bind: serviceID)
             RETURNING is_frozen
             """).all(decoding: FrozenRow.self)
-        if frozen.first?.is_frozen == true && !service.isFrozen {
+        if let pauseReason {
+            logger.error("email service paused: the provider refused its settings; fix them and unfreeze it",
+                         metadata: ["service": "\(service.name)", "until": "\(freezeUntil)", "reason": "\(pauseReason)"])
+        } else if frozen.first?.is_frozen == true && !service.isFrozen {
             logger.warning("service frozen after consecutive failures", metadata: ["service": "\(service.name)", "until": "\(freezeUntil)"])
         }
         return result

@@ -2,34 +2,52 @@ import Foundation
 
 /// A recipient address that passed `EmailAddress.validate(_:)`.
 ///
-/// Only the ASCII `addr-spec` subset we can deliver without SMTP extensions is accepted:
-/// a dot-atom local part (RFC 5322 §3.2.3, §3.4.1) and a host-name domain (RFC 5321 §4.1.2,
-/// RFC 1035 §2.3.1 LDH labels). Lengths follow RFC 5321 §4.5.3.1 as corrected by errata 1690:
-/// local part ≤ 64 octets, domain ≤ 255 octets, and the whole address ≤ 254 octets because a
-/// `Path` (`<` + address + `>`) is limited to 256.
+/// Accepted: a dot-atom local part (RFC 5322 §3.2.3, §3.4.1), which may hold non-ASCII
+/// characters (RFC 6531 §3.3 `UTF8-non-ascii`; such an address is sent only to a server offering
+/// SMTPUTF8), and a host-name domain (RFC 5321 §4.1.2, RFC 1035 §2.3.1 LDH labels), which may
+/// be an internationalized domain name checked and sent in its A-label form (`IDNA.toASCII`,
+/// reference case C05). Lengths follow RFC 5321 §4.5.3.1 as corrected by errata 1690, on the
+/// SMTP form: local part ≤ 64 octets, domain ≤ 253 octets (RFC 1035's 255 on the wire), and
+/// the whole address ≤ 254 octets because a `Path` (`<` + address + `>`) is limited to 256.
+///
+/// Refused although valid RFC 5321 syntax, each with its own code (reference case C04/C05): a
+/// quoted local part (`.quotedLocalPart`, "not supported", distinct from a malformed one),
+/// an address literal and a single-label domain such as `localhost` (policy: not a marketing
+/// recipient).
 public struct EmailAddress: Sendable, Hashable, CustomStringConvertible {
     /// The local part exactly as written (case kept: RFC 5321 §2.4 lets the receiving host
     /// treat it case-sensitively, so we never rewrite it).
     public let localPart: String
-    /// The domain, lower-cased (domains are case-insensitive, RFC 5321 §2.4).
+    /// The domain as written, normalized (NFKC) and lower-cased (domains are case-insensitive,
+    /// RFC 5321 §2.4); Unicode for an IDN written in Unicode.
     public let domain: String
+    /// The domain in A-label form (`xn--bcher-kva.example`), equal to `domain` for ASCII domains.
+    public let asciiDomain: String
 
-    /// `localPart@domain`: the normalized address to store and send to.
+    /// `localPart@domain`: the normalized address to store and show.
     public var address: String { "\(localPart)@\(domain)" }
 
-    /// The key under which two addresses count as the same recipient: the whole normalized
-    /// address lower-cased (reference case C03). This is a product choice, not RFC 5321 (which
-    /// leaves local-part case to the receiver): practically every mailbox provider ignores it,
-    /// and sending the same campaign twice is worse than merging. `+tag` and dots are kept,
-    /// so `carol+spring@` and `carol@` stay different.
-    public var dedupKey: String { address.lowercased() }
+    /// `localPart@asciiDomain`: the address for `RCPT TO` and the message header.
+    public var smtpAddress: String { "\(localPart)@\(asciiDomain)" }
+
+    /// True when the local part is not ASCII: only a server offering SMTPUTF8 (RFC 6531) can
+    /// take it; its domain is never what makes this true (IDNs have an A-label form).
+    public var requiresSMTPUTF8: Bool { localPart.utf8.contains { $0 >= 0x80 } }
+
+    /// The key under which two addresses count as the same recipient: the SMTP form lower-cased
+    /// (reference cases C03, C05: `bücher.example` and `XN--BCHER-KVA.example` are one domain).
+    /// Lower-casing the local part is a product choice, not RFC 5321 (which leaves local-part
+    /// case to the receiver): practically every mailbox provider ignores it, and sending the
+    /// same campaign twice is worse than merging. `+tag` and dots are kept, so `carol+spring@`
+    /// and `carol@` stay different.
+    public var dedupKey: String { smtpAddress.lowercased() }
 
     public var description: String { address }
 
     /// Validates `raw` after trimming surrounding Unicode whitespace (the White_Space property,
     /// which includes U+00A0 NO-BREAK SPACE and U+3000 IDEOGRAPHIC SPACE), the usual paste
     /// artefacts. Whitespace inside the address is not removed and makes it invalid.
-    /// - Returns: the address with its domain lower-cased, or the first problem found.
+    /// - Returns: the address with its domain normalized, or the first problem found.
     public static func validate(_ raw: String) -> Result<EmailAddress, EmailAddressProblem> {
         Result { () throws(EmailAddressProblem) -> EmailAddress in try EmailAddress(validating: raw) }
     }
@@ -40,10 +58,20 @@ public struct EmailAddress: Sendable, Hashable, CustomStringConvertible {
         let trimmed = ImportWhitespace.trim(raw)
         if trimmed.isEmpty { throw .empty }
         let bytes = Array(trimmed.utf8)
-        if bytes.contains(where: { $0 >= 0x80 }) { throw .nonASCII }
-        if bytes.first == UInt8(ascii: "\"") { throw .quotedLocalPart }
+        if bytes.first == UInt8(ascii: "\"") {
+            // Parsed to tell a valid quoted local part (refused by choice) from a malformed one.
+            let domainStart = try Self.endOfQuotedLocalPart(bytes) + 1
+            if bytes[domainStart...].contains(UInt8(ascii: "@")) { throw .multipleAt }
+            if domainStart - 1 > 64 { throw .localPartTooLong }
+            _ = try Self.checkDomain(bytes[domainStart...], whole: domainStart)
+            throw .quotedLocalPart
+        }
 
-        guard let at = bytes.firstIndex(of: UInt8(ascii: "@")) else { throw .missingAt }
+        guard let at = bytes.firstIndex(of: UInt8(ascii: "@")) else {
+            // A full-width or small at sign (U+FF20, U+FE6B) from a CJK keyboard.
+            if trimmed.contains("\u{FF20}") || trimmed.contains("\u{FE6B}") { throw .nonASCII }
+            throw .missingAt
+        }
         if bytes[(at + 1)...].contains(UInt8(ascii: "@")) { throw .multipleAt }
 
         let local = bytes[..<at]
@@ -55,14 +83,60 @@ public struct EmailAddress: Sendable, Hashable, CustomStringConvertible {
             || zip(local, local.dropFirst()).contains(where: { $0 == UInt8(ascii: ".") && $1 == UInt8(ascii: ".") }) {
             throw .localPartDots
         }
-        if !local.allSatisfy({ $0 == UInt8(ascii: ".") || Self.isAtext($0) }) {
+        let localText = String(decoding: local, as: UTF8.self)
+        guard localText.unicodeScalars.allSatisfy({ $0.isASCII ? ($0 == "." || Self.isAtext(UInt8($0.value))) : Self.isUTF8Atext($0) }) else {
             throw .invalidLocalPartCharacter
         }
 
+        let (written, ascii) = try Self.checkDomain(domain, whole: local.count + 1)
+        self.localPart = localText
+        self.domain = written
+        self.asciiDomain = ascii
+    }
+
+    /// The index of the closing quote of the quoted local part at the start of `bytes`, which
+    /// must be followed by `@` (RFC 5321 §4.1.2 `Quoted-string`: `qtextSMTP` is printable ASCII
+    /// but `"` and `\`, and a quoted pair is `\` then any printable ASCII).
+    /// - Throws: `.malformedQuotedLocalPart` for an unclosed string, a bad character, or
+    ///   anything between the closing quote and the `@` (`"a"b"@…`, `"test"."test"@…`).
+    private static func endOfQuotedLocalPart(_ bytes: [UInt8]) throws(EmailAddressProblem) -> Int {
+        var index = 1
+        while index < bytes.count {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "\\") {
+                guard index + 1 < bytes.count, (0x20...0x7E).contains(bytes[index + 1]) else { throw .malformedQuotedLocalPart }
+                index += 2
+                continue
+            }
+            if byte == UInt8(ascii: "\"") {
+                guard index + 1 < bytes.count, bytes[index + 1] == UInt8(ascii: "@") else { throw .malformedQuotedLocalPart }
+                return index + 1
+            }
+            guard (0x20...0x7E).contains(byte) else { throw .malformedQuotedLocalPart }
+            index += 1
+        }
+        throw .malformedQuotedLocalPart
+    }
+
+    /// Checks a domain (`whole` octets come before it) and returns it as written (normalized,
+    /// lower-cased) and in A-label form; the rules apply to the A-label form.
+    private static func checkDomain(_ domain: ArraySlice<UInt8>, whole prefixOctets: Int) throws(EmailAddressProblem) -> (String, String) {
         if domain.isEmpty { throw .emptyDomain }
         if domain.first == UInt8(ascii: "[") { throw .addressLiteral }
-        if domain.count > 255 { throw .domainTooLong }
-        let labels = domain.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+        let text = String(decoding: domain, as: UTF8.self)
+        let written: String
+        let ascii: String
+        if domain.allSatisfy({ $0 < 0x80 }) {
+            written = text.lowercased()
+            ascii = written
+        } else {
+            written = text.precomposedStringWithCompatibilityMapping.lowercased()
+            guard let encoded = IDNA.toASCII(text) else { throw .invalidDomainCharacter }
+            ascii = encoded
+        }
+        let octets = Array(ascii.utf8)
+        if octets.count > 253 { throw .domainTooLong }
+        let labels = octets.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
         for label in labels {
             if label.isEmpty { throw .emptyDomainLabel }
             if label.count > 63 { throw .domainLabelTooLong }
@@ -77,10 +151,21 @@ public struct EmailAddress: Sendable, Hashable, CustomStringConvertible {
         if let top = labels.last, top.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
             throw .numericTopLevelDomain
         }
-        if bytes.count > 254 { throw .addressTooLong }
+        if prefixOctets + octets.count > 254 { throw .addressTooLong }
+        return (written, ascii)
+    }
 
-        self.localPart = String(decoding: local, as: UTF8.self)
-        self.domain = String(decoding: domain, as: UTF8.self).lowercased()
+    /// RFC 6531 §3.3 `UTF8-non-ascii` in a local part, less what cannot be typed or seen:
+    /// white space, controls, format characters (zero-width), unassigned and private-use code
+    /// points, and look-alikes of the at sign.
+    private static func isUTF8Atext(_ scalar: Unicode.Scalar) -> Bool {
+        if scalar.properties.isWhitespace || scalar == "\u{FF20}" || scalar == "\u{FE6B}" { return false }
+        switch scalar.properties.generalCategory {
+        case .control, .format, .unassigned, .privateUse, .surrogate, .lineSeparator, .paragraphSeparator, .spaceSeparator:
+            return false
+        default:
+            return true
+        }
     }
 
     /// RFC 5322 §3.2.3 `atext`: ALPHA / DIGIT / the listed specials.
@@ -109,13 +194,16 @@ public struct EmailAddress: Sendable, Hashable, CustomStringConvertible {
 /// snake_case code for the API; `message` is for people.
 public enum EmailAddressProblem: String, Error, Sendable, Hashable, Codable, CaseIterable, CustomStringConvertible {
     case empty = "empty"
-    /// Any byte ≥ 0x80. Internationalized addresses (RFC 6531 SMTPUTF8 local parts, IDN
-    /// domains) need server support end to end that we do not implement, so they are refused
-    /// rather than sent and bounced.
+    /// A full-width at sign (U+FF20) or small at sign (U+FE6B) instead of `@`, a CJK keyboard
+    /// artefact. (Non-ASCII local parts and IDN domains are accepted; see `EmailAddress`.)
     case nonASCII = "non_ascii"
-    /// `"john doe"@example.com` is valid RFC 5322 but rare in marketing lists and usually a
-    /// paste error; refusing it keeps the local-part rules to dot-atom only.
+    /// `"john doe"@example.com` is valid RFC 5321 but rare in marketing lists and usually a
+    /// paste error: refused by choice, with a code of its own so it is not mistaken for a
+    /// malformed address (reference case C04).
     case quotedLocalPart = "quoted_local_part"
+    /// A local part that starts with `"` but is not one well-formed quoted string directly
+    /// followed by `@` (`"a"b"@…`, `"test"."test"@…`, unclosed quotes).
+    case malformedQuotedLocalPart = "malformed_quoted_local_part"
     case missingAt = "missing_at"
     case multipleAt = "multiple_at"
     case emptyLocalPart = "empty_local_part"
@@ -123,13 +211,14 @@ public enum EmailAddressProblem: String, Error, Sendable, Hashable, Codable, Cas
     case localPartDots = "local_part_dots"
     case invalidLocalPartCharacter = "invalid_local_part_character"
     case emptyDomain = "empty_domain"
-    /// `user@[192.0.2.1]` (RFC 5321 §4.1.3) is legal but not a real recipient.
+    /// `user@[192.0.2.1]` (RFC 5321 §4.1.3) is legal but not a real recipient (policy).
     case addressLiteral = "address_literal"
     case domainTooLong = "domain_too_long"
     case emptyDomainLabel = "empty_domain_label"
     case domainLabelTooLong = "domain_label_too_long"
     case invalidDomainCharacter = "invalid_domain_character"
     case domainLabelHyphen = "domain_label_hyphen"
+    /// `user@localhost` is legal syntax but not a marketing recipient (policy).
     case singleLabelDomain = "single_label_domain"
     /// RFC 3696 §2: a top-level domain is never all digits, so `a@1.2.3.4` is an IP address
     /// written without the address-literal brackets.
@@ -141,7 +230,8 @@ public enum EmailAddressProblem: String, Error, Sendable, Hashable, Codable, Cas
         switch self {
         case .empty: return "the address is empty"
         case .nonASCII: return "non-ASCII addresses need SMTPUTF8, not supported"
-        case .quotedLocalPart: return "quoted local parts (\"…\"@domain) are not supported"
+        case .quotedLocalPart: return "quoted local part not supported: \"…\"@domain is a valid address, but this product does not send to it"
+        case .malformedQuotedLocalPart: return "the quoted part before the @ is not closed properly or has text after its closing quote"
         case .missingAt: return "there is no @"
         case .multipleAt: return "there is more than one @"
         case .emptyLocalPart: return "nothing before the @"
@@ -149,13 +239,13 @@ public enum EmailAddressProblem: String, Error, Sendable, Hashable, Codable, Cas
         case .localPartDots: return "the part before the @ starts or ends with a dot or has two dots in a row"
         case .invalidLocalPartCharacter: return "the part before the @ has a character not allowed there (such as a space, comma or bracket)"
         case .emptyDomain: return "nothing after the @"
-        case .addressLiteral: return "IP address literals ([…]) are not accepted as a domain"
-        case .domainTooLong: return "the domain is longer than 255 characters"
+        case .addressLiteral: return "IP address literals ([…]) are valid syntax but not accepted for marketing sends"
+        case .domainTooLong: return "the domain is longer than 253 characters"
         case .emptyDomainLabel: return "the domain starts or ends with a dot or has two dots in a row"
         case .domainLabelTooLong: return "a part of the domain is longer than 63 characters"
         case .invalidDomainCharacter: return "the domain may only contain letters, digits, hyphens and dots"
         case .domainLabelHyphen: return "a part of the domain starts or ends with a hyphen"
-        case .singleLabelDomain: return "the domain has no dot (such as example.com)"
+        case .singleLabelDomain: return "the domain has no dot (such as example.com); single-label domains like localhost are not accepted for marketing sends"
         case .numericTopLevelDomain: return "the domain ends in a number; IP addresses are not accepted"
         case .addressTooLong: return "the address is longer than 254 characters"
         }

@@ -82,13 +82,16 @@ public enum MIMEHeaderEncoding {
     /// Mailboxes are separated by `, ` and folded between words so each line stays ≤ 76
     /// characters (the RFC 2047 limit, applied to every address line for simplicity). A token
     /// longer than a line (only possible with a very long address) is kept whole on its own line.
+    /// - Parameter internationalized: allow UTF-8 in addresses (RFC 6532 §3.2), for a message
+    ///   that is sent only with SMTPUTF8 (RFC 6531).
     /// - Throws: `MailFormatError.invalidFieldName`, `.lineBreakInHeader` (display name with
     ///   CR/LF) or `.invalidAddress`.
-    public static func encodeAddressHeader(name: String, mailboxes: [MailMailbox]) throws(MailFormatError) -> String {
+    public static func encodeAddressHeader(name: String, mailboxes: [MailMailbox],
+                                           internationalized: Bool = false) throws(MailFormatError) -> String {
         try validateFieldName(name)
         var tokens: [String] = []
         for (index, mailbox) in mailboxes.enumerated() {
-            var mailboxTokens = try mailboxTokens(mailbox, field: name)
+            var mailboxTokens = try mailboxTokens(mailbox, field: name, internationalized: internationalized)
             if index < mailboxes.count - 1, let last = mailboxTokens.popLast() {
                 mailboxTokens.append(last + ",")
             }
@@ -116,11 +119,13 @@ public enum MIMEHeaderEncoding {
     /// `<` `>` `(` `)` `[` `]` `,` `;` `:` `\` `"` (RFC 5322 §3.4.1 dot-atom form; quoted local parts
     /// and domain literals are refused rather than half-supported).
     /// - Throws: `MailFormatError.invalidAddress`.
-    public static func validateAddress(_ address: String) throws(MailFormatError) {
+    /// With `internationalized`, UTF-8 octets (≥ 0x80) are allowed too (RFC 6532 §3.2).
+    public static func validateAddress(_ address: String, internationalized: Bool = false) throws(MailFormatError) {
         let forbidden: Set<UInt8> = Set("<>()[],;:\\\"".utf8)
         var atCount = 0
         for byte in address.utf8 {
             if byte == UInt8(ascii: "@") { atCount += 1; continue }
+            if internationalized && byte >= 0x80 { continue }
             guard byte > 0x20, byte < 0x7F, !forbidden.contains(byte) else {
                 throw .invalidAddress(address)
             }
@@ -253,8 +258,8 @@ public enum MIMEHeaderEncoding {
     }
 
     /// Display name (as phrase tokens) followed by `<address>`.
-    static func mailboxTokens(_ mailbox: MailMailbox, field: String) throws(MailFormatError) -> [String] {
-        try validateAddress(mailbox.address)
+    static func mailboxTokens(_ mailbox: MailMailbox, field: String, internationalized: Bool = false) throws(MailFormatError) -> [String] {
+        try validateAddress(mailbox.address, internationalized: internationalized)
         let angle = "<" + mailbox.address + ">"
         guard let name = mailbox.displayName, !name.isEmpty else { return [angle] }
         try rejectLineBreaks(name, field: field)

@@ -73,7 +73,7 @@ public struct MailMessage: Sendable, Equatable {
         var head = ""
         head += "Date: " + MailDateFormat.rfc5322(options.date, utcOffsetMinutes: options.utcOffsetMinutes) + "\r\n"
         head += try MIMEHeaderEncoding.encodeAddressHeader(name: "From", mailboxes: [from])
-        head += try MIMEHeaderEncoding.encodeAddressHeader(name: "To", mailboxes: to)
+        head += try MIMEHeaderEncoding.encodeAddressHeader(name: "To", mailboxes: to, internationalized: options.internationalizedRecipients)
         head += try MIMEHeaderEncoding.encodeHeader(name: "Subject", value: subject)
         head += "Message-ID: " + messageID + "\r\n"
         head += "MIME-Version: 1.0\r\n"
@@ -135,6 +135,10 @@ public struct MailRenderOptions: Sendable, Equatable {
     public var boundaryToken: String
     /// True when the server advertised 8BITMIME, so bodies may go out as `8bit`.
     public var eightBitMIME: Bool
+    /// Allow UTF-8 recipient addresses in `To` (RFC 6532 §3.2). Such a message may only be sent
+    /// with SMTPUTF8 (RFC 6531), which `SMTPClientConversation` requires for a non-ASCII
+    /// envelope address.
+    public var internationalizedRecipients = false
 
     public init(date: Date, utcOffsetMinutes: Int = 0, messageIDLocalPart: String = MailRenderOptions.randomToken(),
                 boundaryToken: String = MailRenderOptions.randomToken(), eightBitMIME: Bool) {

@@ -132,6 +132,9 @@ public enum SMTPDeliveryOutcome: Sendable, Equatable {
 public enum SMTPConversationAction: Sendable, Equatable {
     /// Write these octets, then pass the next reply to `receive(_:)`.
     case send([UInt8])
+    /// Write nothing; pass the next reply to `receive(_:)`: the reply to the next command of a
+    /// PIPELINING group already written (RFC 2920 §3.1).
+    case readReply
     /// STARTTLS was accepted: run the TLS handshake, then call `tlsEstablished()`.
     case upgradeToTLS
     /// The session is set up; call `begin(_:)` for a transaction or `quit()`.
@@ -152,9 +155,19 @@ public enum SMTPConversationAction: Sendable, Equatable {
 /// handshake → EHLO again, capabilities re-read as RFC 3207 §4.2 requires] → [AUTH PLAIN with
 /// initial response, or AUTH LOGIN in two 334 steps, RFC 4954] → `.ready`.
 /// Transaction (`begin`): [RSET if the previous transaction failed] → MAIL FROM (with SIZE when
-/// offered, BODY=8BITMIME when needed) → RCPT TO → DATA 354 → payload → 250 `.sent`.
-/// Commands are sent one at a time, without PIPELINING, so every reply belongs to the last
-/// command. A 421 at any point means the server is closing (RFC 5321 §3.8): `.sessionFailed`.
+/// offered, BODY=8BITMIME when needed, SMTPUTF8 when an address needs it) → RCPT TO → DATA 354 →
+/// payload → 250 `.sent`.
+///
+/// Without PIPELINING commands go one at a time, so every reply belongs to the last command.
+/// With PIPELINING offered (RFC 2920) MAIL, RCPT and DATA are written as one group and the
+/// three replies are matched to them in order (`.readReply` asks for the second and third; a
+/// multi-line reply is one reply); every reply is checked (§3.1). A refused MAIL or RCPT means
+/// no body: when the server answered the DATA with 354 anyway, only the lone `.` is written and
+/// its reply read, which ends the server's transaction (no RSET needed afterwards); the outcome
+/// is the MAIL or RCPT reply, never the DATA reply that was only its consequence (reference
+/// case C26).
+///
+/// A 421 at any point means the server is closing (RFC 5321 §3.8): `.sessionFailed`.
 /// Outcomes: 4yz is transient, 5yz (and any reply of a category the step does not allow) is
 /// permanent.
 public struct SMTPClientConversation: Sendable {
@@ -173,6 +186,9 @@ public struct SMTPClientConversation: Sendable {
         case awaitingRcptTo(Transaction)
         case awaitingData(Transaction)
         case awaitingPayloadResult
+        /// The lone `.` after a pipelined DATA the server accepted with no valid recipient; the
+        /// outcome was decided by the MAIL or RCPT reply.
+        case awaitingLoneDotResult(SMTPDeliveryOutcome)
         case failed
         case awaitingQuit
         case closed
@@ -182,6 +198,9 @@ public struct SMTPClientConversation: Sendable {
         var mailFrom: SMTPCommand
         var rcptTo: SMTPCommand
         var payload: [UInt8]
+        /// Sent as one PIPELINING group; the failure found so far among its replies.
+        var pipelined = false
+        var groupFailure: SMTPDeliveryOutcome?
     }
 
     /// The settings this session was started with.
@@ -274,24 +293,52 @@ public struct SMTPClientConversation: Sendable {
 
         case .awaitingReset(let transaction):
             guard reply.code == 250 else { return fail(reply, .reset) }
-            state = .awaitingMailFrom(transaction)
-            return .send(transaction.mailFrom.octets)
+            return startMail(transaction)
 
-        case .awaitingMailFrom(let transaction):
+        case .awaitingMailFrom(var transaction):
+            if transaction.pipelined {
+                if reply.code != 250 { transaction.groupFailure = SMTPClientConversation.failure(reply, .mailFrom) }
+                state = .awaitingRcptTo(transaction)
+                return .readReply
+            }
             guard reply.code == 250 else { return endTransaction(reply, .mailFrom) }
             state = .awaitingRcptTo(transaction)
             return .send(transaction.rcptTo.octets)
 
-        case .awaitingRcptTo(let transaction):
+        case .awaitingRcptTo(var transaction):
             // 251: "user not local; will forward" is a success too (RFC 5321 §4.2.2).
-            guard reply.code == 250 || reply.code == 251 else { return endTransaction(reply, .rcptTo) }
+            let accepted = reply.code == 250 || reply.code == 251
+            if transaction.pipelined {
+                if !accepted, transaction.groupFailure == nil {
+                    transaction.groupFailure = SMTPClientConversation.failure(reply, .rcptTo)
+                }
+                state = .awaitingData(transaction)
+                return .readReply
+            }
+            guard accepted else { return endTransaction(reply, .rcptTo) }
             state = .awaitingData(transaction)
             return .send(SMTPCommand.data.octets)
 
         case .awaitingData(let transaction):
+            if let failure = transaction.groupFailure {
+                // RFC 2920 §3.1: DATA was sent blind. A 354 must be answered, and with nothing
+                // but the end of data: the recipient was refused, the body must not go out.
+                guard reply.code == 354 else {
+                    state = .ready(needsReset: true)
+                    return .finished(failure)
+                }
+                state = .awaitingLoneDotResult(failure)
+                return .send(Array(".\r\n".utf8))
+            }
             guard reply.code == 354 else { return endTransaction(reply, .data) }
             state = .awaitingPayloadResult
             return .send(transaction.payload)
+
+        case .awaitingLoneDotResult(let failure):
+            // The reply to the lone `.` (usually 554 no valid recipients) ends the server's
+            // transaction; the outcome stays the refusal that caused it.
+            state = .ready(needsReset: false)
+            return .finished(failure)
 
         case .awaitingPayloadResult:
             guard reply.code == 250 else { return endTransaction(reply, .payload) }
@@ -327,13 +374,17 @@ public struct SMTPClientConversation: Sendable {
     /// - Throws: `.notReady` unless the last action was `.ready` or `.finished`.
     public mutating func begin(_ envelope: SMTPEnvelope) throws(SMTPConversationError) -> SMTPConversationAction {
         guard case .ready(let needsReset) = state else { throw .notReady }
-        let transaction: Transaction
+        var transaction: Transaction
+        // RFC 6531 §3.4: SMTPUTF8 on MAIL only when an address needs it and the server offers it;
+        // without the extension a non-ASCII address is refused here (`.invalidArgument`).
+        let utf8 = capabilities.smtpUTF8
+            && (envelope.reversePath.utf8.contains { $0 >= 0x80 } || envelope.recipient.utf8.contains { $0 >= 0x80 })
         do {
             transaction = Transaction(
                 mailFrom: try SMTPCommand.mailFrom(envelope.reversePath,
                                                    size: capabilities.size ? envelope.payload.count : nil,
-                                                   eightBitMIME: envelope.requires8BitMIME),
-                rcptTo: try SMTPCommand.rcptTo(envelope.recipient),
+                                                   eightBitMIME: envelope.requires8BitMIME, smtpUTF8: utf8),
+                rcptTo: try SMTPCommand.rcptTo(envelope.recipient, smtpUTF8: utf8),
                 payload: envelope.payload)
         } catch {
             return .finished(.localFailure(.invalidArgument(error)))
@@ -344,12 +395,20 @@ public struct SMTPClientConversation: Sendable {
         if let limit = capabilities.maxMessageSize, envelope.payload.count > limit {
             return .finished(.localFailure(.messageTooLarge(size: envelope.payload.count, limit: limit)))
         }
+        transaction.pipelined = capabilities.pipelining
         if needsReset {
             state = .awaitingReset(transaction)
             return .send(SMTPCommand.rset.octets)
         }
+        return startMail(transaction)
+    }
+
+    /// MAIL FROM alone, or MAIL, RCPT and DATA as one PIPELINING group (RFC 2920 §3.1: DATA
+    /// ends a group).
+    private mutating func startMail(_ transaction: Transaction) -> SMTPConversationAction {
         state = .awaitingMailFrom(transaction)
-        return .send(transaction.mailFrom.octets)
+        guard transaction.pipelined else { return .send(transaction.mailFrom.octets) }
+        return .send(transaction.mailFrom.octets + transaction.rcptTo.octets + SMTPCommand.data.octets)
     }
 
     /// Ends the session: `.send(QUIT)` and then `.close` on its reply, or `.close` at once when
@@ -426,8 +485,8 @@ public struct SMTPClientConversation: Sendable {
         reply.isTransientFailure ? .transientFailure(reply, stage: stage) : .permanentFailure(reply, stage: stage)
     }
 
-    /// The stage a reply in the current state answers.
-    private var stage: SMTPConversationStage {
+    /// The stage the next reply answers (for a PIPELINING group, the command whose reply is next).
+    public var stage: SMTPConversationStage {
         switch state {
         case .awaitingGreeting: return .greeting
         case .awaitingEHLO: return .ehlo
@@ -440,6 +499,7 @@ public struct SMTPClientConversation: Sendable {
         case .awaitingRcptTo: return .rcptTo
         case .awaitingData: return .data
         case .awaitingPayloadResult: return .payload
+        case .awaitingLoneDotResult: return .data
         case .awaitingQuit: return .quit
         }
     }

@@ -118,10 +118,9 @@ struct EmailNotificationSender: NotificationSender {
             let email = OutgoingEmail(fromAddress: service.senderAddress, fromName: service.senderName, toAddress: to, toName: nil,
                                       subject: "[\(status)] \(alert.labels["alertname"] ?? "alert")", textBody: body, htmlBody: nil,
                                       headers: [:], taskID: UUID(), subtaskID: UUID())
-            switch await mailer.send(email) {
-            case .sent: return .success(())
-            case .transientFailure(let reason), .permanentFailure(let reason), .invalidMessage(let reason): return .failure(DeliveryError(reason))
-            }
+            let outcome = await mailer.send(email)
+            if let reason = outcome.failureReason { return .failure(DeliveryError(reason)) }
+            return .success(())
         } catch {
             return .failure(DeliveryError("\(error)"))
         }

@@ -1,4 +1,5 @@
 import EDMMonitorCore
+import Foundation
 import Logging
 import NIOCore
 import NIOPosix
@@ -10,12 +11,21 @@ import NIOSSL
 /// implicit TLS RFC 8314): SwiftNIO does the socket, TLS and timers, the conversation decides
 /// every command.
 ///
-/// - One message at a time: concurrent `send(_:)` calls queue in arrival order.
+/// - One message at a time: concurrent `send(_:)` calls queue in arrival order
+///   (`SMTPConnectionPool` runs several mailers for concurrent sends).
 /// - The first send connects, reads the greeting, runs EHLO, STARTTLS and AUTH as configured;
-///   later sends reuse the connection (with RSET after a failed transaction). A connection the
-///   server closed or announced closing (421, RFC 5321 §3.8) is replaced on the next send; when
-///   that is found only at the first command of a reused connection, the mailer reconnects once
-///   and runs the transaction again — nothing of the message was sent, so this cannot duplicate it.
+///   later sends reuse the connection (with RSET after a failed transaction, never a NOOP
+///   before reuse). A connection the server closed or announced closing (421, RFC 5321 §3.8) is
+///   replaced on the next send; when that is found only during a transaction on a reused
+///   connection, before its payload (421 to RSET, MAIL, RCPT or DATA, or the connection closed
+///   there, or 452 4.4.5 to MAIL), the mailer reconnects once and runs the transaction again —
+///   the server accepted nothing of the message, so this cannot duplicate it, and no attempt is
+///   spent (reference case C25).
+/// - A connection is ended with QUIT before its next use once it was idle for
+///   `idleTimeout`, or carried `messageLimit` transactions. A "too many messages" answer to MAIL
+///   after k transactions (a 421 whose text says "too many", as Postfix's "too many messages in
+///   this session", or a 452 4.4.5) teaches the limit k (`learnedMessageLimit`); a 421 for a
+///   shutdown or an idle timeout does not.
 /// - `close()` sends QUIT and closes; a later send connects again.
 /// - Passwords never reach the logger: AUTH lines are logged as `AUTH PLAIN <redacted>`.
 ///
@@ -25,6 +35,17 @@ public actor SMTPMailer {
     public nonisolated let configuration: SMTPMailerConfiguration
     /// TCP connections opened so far, including reconnections (for metrics and tests).
     public private(set) var connectionsOpened = 0
+    /// MAIL transactions begun on the current connection.
+    public private(set) var messagesOnConnection = 0
+    /// The lowest per-connection limit a server taught by refusing a MAIL ("too many messages");
+    /// `nil` until that happens.
+    public private(set) var learnedMessageLimit: Int?
+    /// Transactions per connection before it is replaced: the configured limit, lowered by what
+    /// this mailer or its pool learnt.
+    public private(set) var messageLimit: Int?
+    /// When the current connection last finished a transaction (or was opened).
+    private var lastUsed: Date?
+    private let clock: any WallClock
 
     private let group: any EventLoopGroup
     private let tlsContext: NIOSSLContext?
@@ -46,15 +67,18 @@ public actor SMTPMailer {
     ///     (pass the application's group in Vapor).
     ///   - logger: receives the transcript at `.trace` (credentials redacted).
     /// - Throws: `SMTPMailerConfigurationError` naming the first unusable setting.
+    ///   - clock: the time idle connections are measured in (`ManualClock` in tests).
     public init(configuration: SMTPMailerConfiguration,
                 eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+                clock: any WallClock = SystemClock(),
                 logger: Logger = Logger(label: "edm.smtp")) throws(SMTPMailerConfigurationError) {
         guard !configuration.host.isEmpty,
               !configuration.host.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0.value < 0x20 || $0.value == 0x7F })
         else { throw .invalidHost(configuration.host) }
         guard (1...65_535).contains(configuration.port) else { throw .invalidPort(configuration.port) }
         for (name, value) in [("connectTimeout", configuration.connectTimeout), ("commandTimeout", configuration.commandTimeout),
-                              ("dataTimeout", configuration.dataTimeout)] where value <= .zero {
+                              ("dataTimeout", configuration.dataTimeout), ("idleTimeout", configuration.idleTimeout)]
+        where value <= .zero {
             throw .invalidTimeout(name)
         }
         do {
@@ -71,7 +95,10 @@ public actor SMTPMailer {
         // SNI carries host names only (RFC 6066 §3); for an IP literal NIOSSL checks the
         // certificate's IP addresses against the peer address instead.
         tlsServerName = (try? SocketAddress(ipAddress: name, port: 0)) == nil ? name : nil
+        if let limit = configuration.maxMessagesPerConnection, limit < 1 { throw .invalidMessageLimit(limit) }
         self.configuration = configuration
+        self.messageLimit = configuration.maxMessagesPerConnection
+        self.clock = clock
         self.group = eventLoopGroup
         var logger = logger
         logger[metadataKey: "smtp.server"] = "\(configuration.host):\(configuration.port)"
@@ -98,7 +125,11 @@ public actor SMTPMailer {
 
         var reused = false
         if let current = session {
-            if await current.connection.isReusable() {
+            if let retirement = retirementReason() {
+                logger.debug("SMTP connection retired", metadata: ["smtp.reason": "\(retirement)"])
+                session = nil
+                await quitAndClose(current)
+            } else if await current.connection.isReusable() {
                 reused = true
             } else {
                 logger.debug("SMTP connection no longer usable; reconnecting")
@@ -113,6 +144,42 @@ public actor SMTPMailer {
                      metadata: ["smtp.failure": "\(first.result)"])
         if let failure = await openSession() { return failure }
         return await transact(envelope).result
+    }
+
+    /// Lowers `messageLimit` to `limit` (a pool passes on what another of its connections learnt).
+    public func lowerMessageLimit(to limit: Int) {
+        messageLimit = min(messageLimit ?? limit, max(1, limit))
+    }
+
+    /// Ends the current connection with QUIT when it is past `idleTimeout` or its message limit,
+    /// without waiting for the next send. - Returns: whether a connection was retired.
+    @discardableResult
+    public func retireIfDue() async -> Bool {
+        guard !isBusy, retirementReason() != nil else { return false }
+        await acquire()
+        defer { release() }
+        guard let current = session, let reason = retirementReason() else { return false }
+        logger.debug("SMTP connection retired", metadata: ["smtp.reason": "\(reason)"])
+        session = nil
+        await quitAndClose(current)
+        return true
+    }
+
+    /// Why the stored connection must not carry another transaction, if it must not.
+    private func retirementReason() -> String? {
+        guard session != nil else { return nil }
+        if let lastUsed, clock.now().timeIntervalSince(lastUsed) >= Self.seconds(configuration.idleTimeout) {
+            return "idle for \(configuration.idleTimeout) or more"
+        }
+        if let messageLimit, messagesOnConnection >= messageLimit {
+            return "\(messagesOnConnection) messages sent on it (limit \(messageLimit))"
+        }
+        return nil
+    }
+
+    private static func seconds(_ duration: Duration) -> Double {
+        let (seconds, attoseconds) = duration.components
+        return Double(seconds) + Double(attoseconds) / 1e18
     }
 
     /// Ends the session politely: QUIT (RFC 5321 §4.1.1.10, waiting at most 5 s or
@@ -152,6 +219,8 @@ public actor SMTPMailer {
                 "smtp.extensions": "\(capabilities.extensions.keys.sorted().joined(separator: " "))",
             ])
             session = opened
+            messagesOnConnection = 0
+            lastUsed = clock.now()
             return nil
         case .sessionFailed(let outcome):
             await quitAndClose(opened)
@@ -167,7 +236,8 @@ public actor SMTPMailer {
 
     /// Runs one transaction on the stored session; keeps the session only when it is still usable.
     /// - Returns: the result, and whether the failure shows the connection was already dead
-    ///   before anything of this transaction was accepted (closed, or 421, at RSET or MAIL).
+    ///   before the server accepted anything of this message (closed, or 421, before the
+    ///   payload; 452 4.4.5 to MAIL).
     private func transact(_ envelope: SMTPEnvelope) async -> (result: SMTPDeliveryResult, staleConnection: Bool) {
         guard var current = session else {
             return (.transientFailure(SMTPDeliveryFailure(reason: .connectionClosed, stage: .idle)), false)
@@ -180,21 +250,36 @@ public actor SMTPMailer {
             await current.connection.close()
             return (.transientFailure(SMTPDeliveryFailure(reason: .protocolViolation(error.description), stage: .idle)), false)
         }
+        if case .send = start { messagesOnConnection += 1 }
+        let earlier = messagesOnConnection - 1
         let end = await drive(from: start, &current)
         let result: SMTPDeliveryResult
         var stale = false
         switch end {
         case .finished(let outcome):
-            session = current
+            if case .transientFailure(let reply, .mailFrom) = outcome, reply.code == 452,
+               reply.enhancedStatus == SMTPEnhancedStatusCode(statusClass: 4, subject: 4, detail: 5), earlier > 0 {
+                // frappe-style "too many messages" that keeps the socket: never another MAIL on it.
+                stale = true
+                learnLimit(earlier, from: reply)
+                await quitAndClose(current)
+            } else {
+                session = current
+                lastUsed = clock.now()
+            }
             result = SMTPDeliveryResult(outcome)
         case .sessionFailed(let outcome):
-            if case .transientFailure(let reply, let stage) = outcome, reply.code == 421, stage == .reset || stage == .mailFrom {
+            if case .transientFailure(let reply, let stage) = outcome, reply.code == 421, Self.beforePayload.contains(stage) {
                 stale = true
+                // Only a count signal teaches a limit, not a shutdown (4.3.2) or idle timeout (4.4.2).
+                if stage == .mailFrom, earlier > 0, reply.text.lowercased().contains("too many") {
+                    learnLimit(earlier, from: reply)
+                }
             }
             await quitAndClose(current)
             result = SMTPDeliveryResult(outcome)
         case .transportFailed(let error, let stage):
-            stale = error == .closed && (stage == .reset || stage == .mailFrom)
+            stale = error == .closed && Self.beforePayload.contains(stage)
             await current.connection.close()
             result = .transientFailure(SMTPDeliveryFailure(reason: error.reason, stage: stage))
         case .ready, .closed:
@@ -204,6 +289,16 @@ public actor SMTPMailer {
         }
         logger.debug("SMTP transaction ended", metadata: ["smtp.result": "\(result)"])
         return (result, stale)
+    }
+
+    /// Transaction steps whose failure leaves nothing of the message with the server.
+    private static let beforePayload: Set<SMTPConversationStage> = [.reset, .mailFrom, .rcptTo, .data]
+
+    /// Remembers that the server takes at most `count` transactions per connection.
+    private func learnLimit(_ count: Int, from reply: SMTPReply) {
+        learnedMessageLimit = min(learnedMessageLimit ?? count, count)
+        lowerMessageLimit(to: count)
+        logger.notice("SMTP server limits messages per connection", metadata: ["smtp.limit": "\(count)", "smtp.reply": "\(reply)"])
     }
 
     /// QUIT when the conversation says it is still worth sending, then close.
@@ -246,10 +341,17 @@ public actor SMTPMailer {
             while true {
                 switch action {
                 case .send(let octets):
-                    stage = SMTPTranscript.stage(of: octets, after: previousCode)
-                    logger.trace("C: \(SMTPTranscript.logLine(octets, stage: stage))")
+                    stage = current.conversation.stage
+                    logger.trace("C: \(SMTPTranscript.logLine(octets, stage: SMTPTranscript.stage(of: octets, after: previousCode)))")
                     let timeout = stage == .payload ? configuration.dataTimeout : configuration.commandTimeout
                     let reply = try await current.connection.exchange(octets, timeout: timeout)
+                    logger.trace("S: \(reply)")
+                    previousCode = reply.code
+                    action = try current.conversation.receive(reply)
+                case .readReply:
+                    // The next reply of a PIPELINING group already written (RFC 2920 §3.1).
+                    stage = current.conversation.stage
+                    let reply = try await current.connection.readReply(timeout: configuration.commandTimeout)
                     logger.trace("S: \(reply)")
                     previousCode = reply.code
                     action = try current.conversation.receive(reply)

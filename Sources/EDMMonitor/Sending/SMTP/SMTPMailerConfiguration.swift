@@ -67,6 +67,13 @@ public struct SMTPMailerConfiguration: Sendable, Equatable, CustomStringConverti
     /// Longest wait from the start of writing the message payload until its final reply
     /// (RFC 5321 §4.5.3.2.5–6). Default 120 s.
     public var dataTimeout: Duration
+    /// A connection idle this long is ended with QUIT before its next use. Default 240 s, below
+    /// the 5-minute server timeout of RFC 5321 §4.5.3.2.7, so the client, not the server,
+    /// decides when a session ends (reference case C25).
+    public var idleTimeout: Duration
+    /// MAIL transactions per connection before it is ended with QUIT and replaced; `nil` for no
+    /// limit. A server's "too many messages" (421, or 452 4.4.5, to a MAIL) lowers it further.
+    public var maxMessagesPerConnection: Int?
 
     /// Settings with the defaults above; checked when the mailer is created
     /// (`SMTPMailerConfigurationError`), not here.
@@ -74,7 +81,8 @@ public struct SMTPMailerConfiguration: Sendable, Equatable, CustomStringConverti
                 heloName: String, certificateVerification: SMTPCertificateVerification = .full,
                 tlsServerName: String? = nil, allowAuthWithoutTLS: Bool = false,
                 connectTimeout: Duration = .seconds(10), commandTimeout: Duration = .seconds(30),
-                dataTimeout: Duration = .seconds(120)) {
+                dataTimeout: Duration = .seconds(120), idleTimeout: Duration = .seconds(240),
+                maxMessagesPerConnection: Int? = nil) {
         self.host = host
         self.port = port
         self.security = security
@@ -86,6 +94,8 @@ public struct SMTPMailerConfiguration: Sendable, Equatable, CustomStringConverti
         self.connectTimeout = connectTimeout
         self.commandTimeout = commandTimeout
         self.dataTimeout = dataTimeout
+        self.idleTimeout = idleTimeout
+        self.maxMessagesPerConnection = maxMessagesPerConnection
     }
 
     /// The settings for logs: no password, no PEM.
@@ -111,6 +121,8 @@ public enum SMTPMailerConfigurationError: Error, Equatable, Sendable, CustomStri
     case invalidHELOName(String)
     /// A timeout is zero or negative; the associated value names it.
     case invalidTimeout(String)
+    /// `maxMessagesPerConnection` is below 1.
+    case invalidMessageLimit(Int)
     /// The extra CA PEM holds no certificate, or one that cannot be parsed.
     case invalidCACertificate(String)
     /// The TLS settings were refused by the TLS library.
@@ -122,6 +134,7 @@ public enum SMTPMailerConfigurationError: Error, Equatable, Sendable, CustomStri
         case .invalidPort(let port): return "SMTP port \(port) is outside 1...65535"
         case .invalidHELOName(let name): return "SMTP HELO name \(name.debugDescription) cannot be sent in EHLO"
         case .invalidTimeout(let name): return "SMTP \(name) must be positive"
+        case .invalidMessageLimit(let limit): return "SMTP messages per connection must be at least 1, not \(limit)"
         case .invalidCACertificate(let reason): return "SMTP extra CA certificate is not usable PEM: \(reason)"
         case .invalidTLSConfiguration(let reason): return "SMTP TLS settings refused: \(reason)"
         }
