@@ -240,6 +240,7 @@ struct LifecycleTests {
         #expect(status == 0, "\(server.process.stderr)")
         #expect(took < 12, "serve took \(took) s to stop")
         #expect(server.process.stderr.contains("edm-monitor stopped"))
+        #expect(server.process.stderr.contains("stopping: no new work is claimed; waiting up to 10 s"), "the signal's arrival is not logged")
 
         let received = try smtp.messages().count
         #expect(received < 300, "the campaign finished before the signal; make it longer")
@@ -264,6 +265,7 @@ struct LifecycleTests {
         let lines = second.stderr.split(separator: "\n").filter { $0.hasPrefix("edm-monitor: ") }
         #expect(lines.count == 1, "\(second.stderr)")
         #expect(second.stderr.contains("another edm-monitor serve (pid \(first.process.pid)) holds the SQLite database \(db.path)"), "\(second.stderr)")
+        #expect(!second.stderr.contains("starting edm-monitor"), "a refused serve logged that it starts")
         #expect(first.process.isRunning)
         // Commands other than serve take no lock.
         let user = try runEDMMonitor(["user", "add", "--name", "Bo", "--email", "bo@example.com"] + db.arguments)

@@ -18,6 +18,19 @@ struct HTTPServerService: Service {
     }
 }
 
+/// Logs, the moment SIGTERM or SIGINT arrives, that `serve` is stopping and how long it may
+/// wait. Last in the group, so the group's graceful shutdown reaches it first.
+struct ShutdownNotice: Service {
+    let timeoutSeconds: Double
+    let logger: Logger
+
+    func run() async throws {
+        // Returns on graceful shutdown; throws CancellationError when the group is cancelled.
+        guard (try? await gracefulShutdown()) != nil else { return }
+        logger.notice("stopping: no new work is claimed; waiting up to \(String(format: "%g", timeoutSeconds)) s (EDM_SHUTDOWN_TIMEOUT_SECONDS) for the work in flight")
+    }
+}
+
 /// The loops `serve` runs, in start order (the group stops them in reverse order). The
 /// scheduler is always there; the monitors only with monitoring on (`EDM_MONITORING`).
 ///

@@ -95,10 +95,11 @@ struct ServeCommand: AsyncParsableCommand {
         let settings = try options.settings()
         bootstrapLogging(settings)
         let logger = Logger(label: "edm.serve")
+        // First: a second `serve` on the same SQLite file stops before touching it (or logging
+        // that it starts).
+        let instanceLock = try InstanceLock.acquire(for: settings.database)
         logger.info("starting edm-monitor \(EDMMonitorVersion.current)", metadata: settings.loggable)
         try await withCommandApp(settings) { app, services in
-            // First: a second `serve` on the same SQLite file stops before touching it.
-            let instanceLock = try InstanceLock.acquire(for: settings.database)
             try await prepareDatabaseForCommand(app, settings: settings)
             try verifyRoutes(app)
             try await refuseOpenNetworkAPI(app, settings: settings, allowUnauthenticated: allowUnauthenticated, logger: logger)
@@ -147,6 +148,7 @@ func runServiceGroup(_ app: Application, services appServices: AppServices, sett
     // (health, metrics) until the loops have stopped.
     var services: [any Service] = [HTTPServerService(app: app)]
     services += backgroundServices(app, services: appServices, settings: settings)
+    services.append(ShutdownNotice(timeoutSeconds: settings.shutdownTimeoutSeconds, logger: logger))
     var configuration = ServiceGroupConfiguration(
         services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: Logger(label: "edm.lifecycle")
     )
