@@ -181,26 +181,13 @@ struct AlertsController: RouteCollection {
 
     @Sendable func listAlerts(_ req: Request) async throws -> Page<AlertDTO> {
         let page = try PageRequest(from: req)
-        let (from, to) = try TaskMonitoringController.range(req)
+        let filters = try req.query.decode(AlertListQuery.self)
         let query = AlertHistory.query(on: req.db).join(AlertRule.self, on: \AlertHistory.$rule.$id == \AlertRule.$id)
-        var details: [APIErrorDetail] = []
-        if let raw = req.query[String.self, at: "status"] {
-            // `firing` is Alertmanager's word for an active episode (and what the CLI and dashboard print).
-            if let status = raw == "firing" ? .active : AlertHistory.Status(rawValue: raw) { query.filter(\.$status == status) } else {
-                details.append(.init(field: "status", reason: "must be one of " + AlertHistory.Status.allCases.map(\.rawValue).joined(separator: ", ") + " (firing = active)"))
-            }
-        }
-        if let raw = req.query[String.self, at: "severity"] {
-            if let severity = AlertRule.Severity(rawValue: raw) { query.filter(AlertRule.self, \.$severity == severity) } else {
-                details.append(.init(field: "severity", reason: "must be one of info, warning, critical"))
-            }
-        }
-        if let raw = req.query[String.self, at: "rule_id"] {
-            if let id = UUID(uuidString: raw) { query.filter(\.$rule.$id == id) } else { details.append(.init(field: "rule_id", reason: "must be a UUID")) }
-        }
-        guard details.isEmpty else { throw APIError.validation("invalid filters", details) }
-        if let from { query.filter(\.$triggeredAt >= from) }
-        if let to { query.filter(\.$triggeredAt <= to) }
+        if let status = filters.status { query.filter(\.$status == status) }
+        if let severity = filters.severity { query.filter(AlertRule.self, \.$severity == severity) }
+        if let id = filters.ruleID { query.filter(\.$rule.$id == id) }
+        if let from = filters.range.from { query.filter(\.$triggeredAt >= from) }
+        if let to = filters.range.to { query.filter(\.$triggeredAt <= to) }
         let (rows, total) = try await query.sort(\.$triggeredAt, .descending).sort(\.$id).page(page)
         return Page(data: try rows.map { try AlertDTO($0, rule: try? $0.joined(AlertRule.self)) }, page: page, total: total)
     }

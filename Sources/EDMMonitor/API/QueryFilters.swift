@@ -107,6 +107,29 @@ struct TaskMetricsQuery: Decodable, Equatable {
     }
 }
 
+/// Filters of `GET /api/monitoring/alerts`: the time range (of `triggered_at`), then `status`
+/// (`firing` is Alertmanager's word for `active`), `severity`, `rule_id`.
+struct AlertListQuery: Decodable, Equatable {
+    var range: TimeRangeQuery
+    var status: AlertHistory.Status?
+    var severity: AlertRule.Severity?
+    var ruleID: UUID?
+
+    init(from decoder: any Decoder) throws {
+        range = try TimeRangeQuery(from: decoder)
+        var query = try QueryReader(decoder)
+        if let raw = query.string("status") {
+            status = raw == "firing" ? .active : AlertHistory.Status(rawValue: raw)
+            if status == nil {
+                query.details.append(.init(field: "status", reason: "must be one of " + AlertHistory.Status.allCases.map(\.rawValue).joined(separator: ", ") + " (firing = active)"))
+            }
+        }
+        severity = query.oneOf("severity", AlertRule.Severity.self)
+        ruleID = query.uuid("rule_id")
+        try query.check("invalid filters")
+    }
+}
+
 /// Filter of `GET /api/tokens`: `state`.
 struct TokenListQuery: Decodable, Equatable {
     /// A token's state at a moment.
