@@ -303,6 +303,11 @@ struct AlertingTests {
         BadRule(change: ["notification_channels": [["type": "pager"]]], field: "notification_channels[0].type"),
         BadRule(change: ["notification_channels": [["type": "webhook", "url": "ftp://x.example.com"]]], field: "notification_channels[0].url"),
         BadRule(change: ["notification_channels": [["type": "email", "to": "not-an-address", "service_id": .string(UUID().uuidString)]]], field: "notification_channels[0].to"),
+        // A typo'd key would otherwise do nothing; a number where a URL goes is not "a bad type".
+        BadRule(change: ["notification_channels": [["type": "webhook", "url": "https://hooks.example.com/x", "send_resolve": false]]], field: "notification_channels[0].send_resolve"),
+        BadRule(change: ["notification_channels": [["type": "webhook", "url": 5]]], field: "notification_channels[0].url"),
+        BadRule(change: ["notification_channels": [["type": "webhook", "url": "https://hooks.example.com/x", "send_resolved": "no"]]], field: "notification_channels[0].send_resolved"),
+        BadRule(change: ["notification_channels": ["webhook"]], field: "notification_channels[0]"),
         BadRule(change: ["summary_template": "{{#x}}"], field: "summary_template"),
         BadRule(change: ["metric_name": "9bad name"], field: "metric_name"),
         BadRule(change: ["no_data": "panic"], field: "no_data"),

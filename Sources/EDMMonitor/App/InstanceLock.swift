@@ -30,6 +30,9 @@ final class InstanceLock: Sendable {
     static func acquire(for location: DatabaseLocation) throws -> InstanceLock? {
         guard case .sqliteFile(let database) = location else { return nil }
         let path = database + ".lock"
+        // Taken before anything else of `serve`, so the database's folder may not exist yet
+        // (`./data/` on a fresh install); the database setup would create it next anyway.
+        try? FileManager.default.createDirectory(at: URL(fileURLWithPath: path).deletingLastPathComponent(), withIntermediateDirectories: true)
         let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else {
             throw StartupError("cannot open the instance lock \(path): \(String(cString: strerror(errno)))")

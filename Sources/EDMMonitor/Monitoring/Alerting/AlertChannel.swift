@@ -42,6 +42,33 @@ public struct AlertChannel: Codable, Sendable, Hashable {
         self = channel
     }
 
+    /// What is wrong with the shape of `value` as a channel in a request body, every problem at
+    /// once (`field` relative to the channel): not an object, an unknown key (a typo such as
+    /// `send_resolve` would otherwise do nothing), a missing or unknown `type`, a key of the wrong
+    /// JSON type. Empty when ``init(_:)`` can decode it.
+    static func shapeProblems(_ value: JSONValue) -> [(field: String, reason: String)] {
+        guard case .object(let fields) = value else { return [("", "must be an object such as {\"type\":\"webhook\",\"url\":\"https://…\"}")] }
+        var problems: [(field: String, reason: String)] = []
+        let known = Set(["type", "url", "name", "to", "service_id", "send_resolved"])
+        for key in fields.keys.sorted() where !known.contains(key) {
+            problems.append((key, "is not a field of a channel (" + known.sorted().joined(separator: ", ") + ")"))
+        }
+        switch fields["type"] {
+        case .string(let raw) where Kind(rawValue: raw) != nil: break
+        default: problems.append(("type", "must be one of " + Kind.allCases.map(\.rawValue).joined(separator: ", ")))
+        }
+        for key in ["url", "name", "to"] {
+            if let field = fields[key], field != .null { if case .string = field {} else { problems.append((key, "must be a string")) } }
+        }
+        if let field = fields["service_id"], field != .null {
+            if case .string(let raw) = field, UUID(uuidString: raw) != nil {} else { problems.append(("service_id", "must be a UUID")) }
+        }
+        if let field = fields["send_resolved"], field != .null {
+            if case .bool = field {} else { problems.append(("send_resolved", "must be true or false")) }
+        }
+        return problems
+    }
+
     /// The channel stored as JSON text in the outbox (`alert_notifications.channel`), or `nil`.
     init?(storedText: String) {
         guard let channel = try? JSONDecoder().decode(AlertChannel.self, from: Data(storedText.utf8)) else { return nil }

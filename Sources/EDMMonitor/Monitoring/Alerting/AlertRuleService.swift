@@ -209,10 +209,9 @@ struct AlertRuleService: Sendable {
         if let channels = reader.array("notification_channels", of: "channels")
             .orDefault(defaults, [.object(["type": .string("log")])]) {
             for (i, value) in channels.enumerated() {
-                guard let channel = AlertChannel(value) else {
-                    problem("notification_channels[\(i)].type", "must be one of " + AlertChannel.Kind.allCases.map(\.rawValue).joined(separator: ", "))
-                    continue
-                }
+                let shape = AlertChannel.shapeProblems(value)
+                for found in shape { problem("notification_channels[\(i)]" + (found.field.isEmpty ? "" : ".\(found.field)"), found.reason) }
+                guard shape.isEmpty, let channel = AlertChannel(value) else { continue }
                 for found in channel.problems(outbound: outbound) { problem("notification_channels[\(i)].\(found.field)", found.reason) }
             }
             rule.notificationChannels = channels
