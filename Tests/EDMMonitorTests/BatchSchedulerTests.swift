@@ -328,6 +328,26 @@ struct BatchSchedulerTests {
             let stored = try #require(try await EmailService.find(service.id, on: app.db))
             #expect(stored.maxConnections == 10)
             #expect(stored.rateLimitPerSecond == 2.5)
+
+            // A rate so small it would park the service for ages is refused…
+            try await app.testing().test(.PATCH, "/api/email-services/\(service.id)", beforeRequest: {
+                try $0.content.encode(["rate_limit_per_second": JSONValue.number(1e-320)], as: .json)
+            }) { res in
+                #expect(res.status == .badRequest)
+                let error = try res.content.decode(ErrorBody.self)
+                #expect(error.error.details.map(\.field) == ["rate_limit_per_second"])
+            }
+            // …and a service paced far ahead by an old rate or interval is free again once the
+            // operator changes it, or unfreezes it.
+            for change: [String: JSONValue] in [["rate_limit_per_second": 10], ["sending_interval_seconds": 1], [:]] {
+                stored.nextAvailableAt = Date().addingTimeInterval(10_000)
+                try await stored.save(on: app.db)
+                let (method, path): (HTTPMethod, String) = change.isEmpty ? (.POST, "/api/email-services/\(service.id)/unfreeze") : (.PATCH, "/api/email-services/\(service.id)")
+                try await app.testing().test(method, path, beforeRequest: { if !change.isEmpty { try $0.content.encode(change, as: .json) } }) { res in
+                    #expect(res.status == .ok, "\(res.body.string)")
+                }
+                #expect(try await EmailService.find(service.id, on: app.db)?.nextAvailableAt == nil, "\(change)")
+            }
         }
     }
 }

@@ -186,12 +186,13 @@ struct LifecycleTests {
         }
     }
 
-    /// A user, two SMTP services on `smtpPort` and a 300-recipient task, made through the CLI.
+    /// A user, two SMTP services on `smtpPort` (one connection each, so that the campaign lasts
+    /// tens of seconds against a slow peer) and a 300-recipient task, made through the CLI.
     static func createCampaign(in db: CLIDatabase, smtpPort: Int) throws {
         let userID = try db.run(["user", "add", "--name", "Ann", "--email", "ann@example.com"])
         for name in ["relay-a", "relay-b"] {
             try db.run(["service", "add", "--name", name, "--provider", "smtp", "--sender", "news@example.com", "--daily-quota", "10000",
-                        "--smtp-host", "127.0.0.1", "--smtp-port", "\(smtpPort)", "--smtp-security", "none"])
+                        "--smtp-host", "127.0.0.1", "--smtp-port", "\(smtpPort)", "--smtp-security", "none", "--max-connections", "1"])
         }
         let csv = db.folder.appendingPathComponent("recipients.csv")
         try ("email,name\n" + (0..<300).map { "r\($0)@example.com,R \($0)" }.joined(separator: "\n") + "\n").write(to: csv, atomically: true, encoding: .utf8)

@@ -250,6 +250,7 @@ public struct EmailServiceCatalog: Sendable {
         service.isFrozen = false
         service.frozenUntil = nil
         service.consecutiveFailures = 0
+        service.nextAvailableAt = nil
         try await service.save(on: db)
         return service
     }
@@ -321,6 +322,8 @@ public struct EmailServiceCatalog: Sendable {
             if !interval.isFinite || interval < 0 || interval > 86_400 {
                 details.append(.init(field: "sending_interval_seconds", reason: "must be from 0 to 86400"))
             }
+            // The pacing computed from the old value no longer holds.
+            if !creating && interval != service.sendingIntervalSeconds { service.nextAvailableAt = nil }
             service.sendingIntervalSeconds = interval
         } else if creating {
             service.sendingIntervalSeconds = 0
@@ -339,11 +342,13 @@ public struct EmailServiceCatalog: Sendable {
             service.maxMessagesPerConnection = nil
         }
         if let rate = input.rate_limit_per_second {
-            if !rate.isFinite || rate < 0 || rate > 1_000_000 {
-                details.append(.init(field: "rate_limit_per_second", reason: "must be from 0 (no limit) to 1000000"))
+            // Below one message in 1,000 s a rate is a typo (1e-320 would park the service for
+            // millennia), and the next send would be scheduled beyond any fix.
+            if !rate.isFinite || (rate != 0 && rate < 0.001) || rate < 0 || rate > 1_000_000 {
+                details.append(.init(field: "rate_limit_per_second", reason: "must be 0 (no limit) or from 0.001 to 1000000"))
             }
-            // A new rate starts with a full bucket.
-            if creating || rate != service.rateLimitPerSecond { service.rateTokens = nil; service.rateTokensAt = nil }
+            // A new rate starts with a full bucket, and the pacing of the old one is dropped.
+            if creating || rate != service.rateLimitPerSecond { service.rateTokens = nil; service.rateTokensAt = nil; service.nextAvailableAt = nil }
             service.rateLimitPerSecond = rate
         } else if creating {
             service.rateLimitPerSecond = 0

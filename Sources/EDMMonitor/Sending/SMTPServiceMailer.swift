@@ -107,7 +107,15 @@ struct SMTPServiceMailer: Mailer {
             return .serviceConfigurationFailure(text)
         case .refusedLocally:
             return .permanentFailure(text)
-        case .connectionFailed, .connectionClosed, .timedOut, .tlsFailed, .protocolViolation:
+        case .connectionFailed, .connectionClosed, .tlsFailed:
+            // The relay is down, refuses, or drops the session (often a 421 then a close, read as
+            // a plain close): about the session, not the recipient (C09). Requeued without
+            // spending an attempt; the service's failure streak grows and freezes it, so an outage
+            // never fails real recipients.
+            return .sessionFailure(text)
+        case .timedOut, .protocolViolation:
+            // Possibly this recipient's transaction (a server stalling on one RCPT): spends an
+            // attempt, so it cannot loop forever.
             return .transientFailure(text)
         }
     }
