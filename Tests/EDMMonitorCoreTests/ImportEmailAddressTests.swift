@@ -89,7 +89,7 @@ struct ImportEmailAddressTests {
     }
 
     @Test func nonASCIIMessageIsTheDocumentedOne() {
-        #expect(EmailAddressProblem.nonASCII.message == "non-ASCII addresses need SMTPUTF8, not supported")
+        #expect(EmailAddressProblem.nonASCII.message == "the @ is a full-width or small at sign (＠ or ﹫); type the ASCII @")
         for problem in EmailAddressProblem.allCases {
             #expect(!problem.message.isEmpty)
         }

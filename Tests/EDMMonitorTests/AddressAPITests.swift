@@ -43,6 +43,14 @@ struct AddressAPITests {
             }
             try await app.testing().test(.POST, "/api/tasks", beforeRequest: { try $0.content.encode(body(skip: true), as: .json) }) { res in
                 #expect(res.status == .created, "\(res.body.string)")
+                // Valid syntax refused by policy has its own code, distinct from a malformed address.
+                struct Created: Decodable { struct Skipped: Decodable { var code: String; var value: String? }; var skipped: [Skipped] }
+                let skipped = try res.content.decode(Created.self).skipped
+                func code(_ address: String) -> String? { skipped.first { $0.value == address }?.code }
+                #expect(code("\"john doe\"@example.org") == "unsupported_address")
+                #expect(code("user@localhost") == "unsupported_address")
+                #expect(code("user@[192.0.2.1]") == "unsupported_address")
+                #expect(code("\"a\"b\"@example.org") == "invalid_address")
             }
             let emails = try await SubTaskRecord.query(on: app.db).sort(\.$sequence).all().map(\.recipientEmail)
             #expect(emails == [

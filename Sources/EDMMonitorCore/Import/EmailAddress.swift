@@ -225,11 +225,21 @@ public enum EmailAddressProblem: String, Error, Sendable, Hashable, Codable, Cas
     case numericTopLevelDomain = "numeric_top_level_domain"
     case addressTooLong = "address_too_long"
 
+    /// Whether the address is valid syntax, refused only by this product's policy for marketing
+    /// sends (quoted local part, IP literal, single-label domain such as `localhost`; reference
+    /// cases C04, C05): reported as "not supported", never as a malformed address.
+    public var isPolicyRefusal: Bool {
+        switch self {
+        case .quotedLocalPart, .addressLiteral, .singleLabelDomain: return true
+        default: return false
+        }
+    }
+
     /// A short English explanation, fit for an import report.
     public var message: String {
         switch self {
         case .empty: return "the address is empty"
-        case .nonASCII: return "non-ASCII addresses need SMTPUTF8, not supported"
+        case .nonASCII: return "the @ is a full-width or small at sign (＠ or ﹫); type the ASCII @"
         case .quotedLocalPart: return "quoted local part not supported: \"…\"@domain is a valid address, but this product does not send to it"
         case .malformedQuotedLocalPart: return "the quoted part before the @ is not closed properly or has text after its closing quote"
         case .missingAt: return "there is no @"

@@ -39,6 +39,10 @@ public struct ImportProblem: Sendable, Hashable, Codable {
         case missingEmail = "missing_email"
         /// The email cell fails `EmailAddress.validate`; `reason` says which rule.
         case invalidAddress = "invalid_address"
+        /// The address is valid syntax that this product does not send to
+        /// (`EmailAddressProblem.isPolicyRefusal`: quoted local part, IP literal, `localhost`);
+        /// `reason` says which (reference cases C04, C05).
+        case unsupportedAddress = "unsupported_address"
         /// The dedup key (`EmailAddress.dedupKey`) was already taken by `firstRow`.
         case duplicate = "duplicate"
         /// The row has more fields than the header, so values cannot be assigned to columns.
@@ -54,7 +58,7 @@ public struct ImportProblem: Sendable, Hashable, Codable {
     public var message: String
     /// The email cell exactly as in the file (untrimmed), `nil` when the row has no such cell.
     public var value: String?
-    /// For `.invalidAddress`: the rule broken.
+    /// For `.invalidAddress` and `.unsupportedAddress`: the rule broken.
     public var reason: EmailAddressProblem?
     /// For `.duplicate`: the row whose address was kept.
     public var firstRow: Int?
@@ -194,7 +198,9 @@ public enum RecipientImport {
             case let .success(valid):
                 address = valid
             case let .failure(reason):
-                problems.append(problem(.invalidAddress, "invalid address: \(reason.message)", reason: reason))
+                problems.append(reason.isPolicyRefusal
+                    ? problem(.unsupportedAddress, "address not supported: \(reason.message)", reason: reason)
+                    : problem(.invalidAddress, "invalid address: \(reason.message)", reason: reason))
                 continue
             }
             let key = address.dedupKey
