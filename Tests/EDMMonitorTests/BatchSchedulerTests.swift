@@ -329,6 +329,15 @@ struct BatchSchedulerTests {
             #expect(stored.maxConnections == 10)
             #expect(stored.rateLimitPerSecond == 2.5)
 
+            // Counts given as fractions or beyond any count name their fields, all at once.
+            try await app.testing().test(.PATCH, "/api/email-services/\(service.id)", beforeRequest: {
+                try $0.content.encode(["max_connections": JSONValue.number(2.5), "max_messages_per_connection": .number(1e30), "daily_quota": .number(0.5)], as: .json)
+            }) { res in
+                #expect(res.status == .badRequest)
+                let error = try res.content.decode(ErrorBody.self)
+                #expect(Set(error.error.details.map(\.field)) == ["max_connections", "max_messages_per_connection", "daily_quota"], "\(error.error.details)")
+                #expect(error.error.details.allSatisfy { $0.reason == "must be a whole number" })
+            }
             // A rate so small it would park the service for ages is refused…
             try await app.testing().test(.PATCH, "/api/email-services/\(service.id)", beforeRequest: {
                 try $0.content.encode(["rate_limit_per_second": JSONValue.number(1e-320)], as: .json)

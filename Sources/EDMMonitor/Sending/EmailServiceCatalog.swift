@@ -72,6 +72,10 @@ public struct EmailServiceInput: Codable, Sendable, Equatable {
     public var max_messages_per_connection_unlimited: Bool
     /// Token-bucket rate, messages per second, 0…1,000,000 (0 = none, default; fractions allowed).
     public var rate_limit_per_second: Double?
+    /// Whole-number fields the JSON body gave as a fraction or a number beyond any count
+    /// (`2.5`, `1e30`): reported with the other problems, naming the field. (Foundation's
+    /// decoder reports those as "not valid JSON" for the whole body.)
+    public var notWholeNumbers: [String] = []
 
     enum CodingKeys: String, CodingKey {
         case name, provider, smtp, http, sender_address, sender_name, daily_quota, quota_reset_time, quota_timezone
@@ -109,15 +113,23 @@ public struct EmailServiceInput: Codable, Sendable, Equatable {
         http = try c.decodeIfPresent(HTTP.self, forKey: .http)
         sender_address = try c.decodeIfPresent(String.self, forKey: .sender_address)
         sender_name = try c.decodeIfPresent(String.self, forKey: .sender_name)
-        daily_quota = try c.decodeIfPresent(Int.self, forKey: .daily_quota)
+        var notWhole: [String] = []
+        /// A JSON number that must be a whole count: read as a double, refused when it is not one.
+        func wholeNumber(_ key: CodingKeys) throws -> Int? {
+            guard let value = try c.decodeIfPresent(Double.self, forKey: key) else { return nil }
+            guard value.rounded() == value, abs(value) < 1e15 else { notWhole.append(key.rawValue); return nil }
+            return Int(value)
+        }
+        daily_quota = try wholeNumber(.daily_quota)
         quota_reset_time = try c.decodeIfPresent(String.self, forKey: .quota_reset_time)
         quota_timezone = try c.decodeIfPresent(String.self, forKey: .quota_timezone)
         sending_interval_seconds = try c.decodeIfPresent(Double.self, forKey: .sending_interval_seconds)
         is_enabled = try c.decodeIfPresent(Bool.self, forKey: .is_enabled)
-        max_connections = try c.decodeIfPresent(Int.self, forKey: .max_connections)
-        max_messages_per_connection = try c.decodeIfPresent(Int.self, forKey: .max_messages_per_connection)
+        max_connections = try wholeNumber(.max_connections)
+        max_messages_per_connection = try wholeNumber(.max_messages_per_connection)
         max_messages_per_connection_unlimited = try c.contains(.max_messages_per_connection) && c.decodeNil(forKey: .max_messages_per_connection)
         rate_limit_per_second = try c.decodeIfPresent(Double.self, forKey: .rate_limit_per_second)
+        notWholeNumbers = notWhole
     }
 }
 
@@ -269,9 +281,9 @@ public struct EmailServiceCatalog: Sendable {
     /// - Throws: ``EmailServiceError/invalid(_:)`` listing every bad field; `service` is then left
     ///   partly changed, and the caller does not save it.
     static func apply(_ input: EmailServiceInput, to service: EmailService, creating: Bool, outbound: OutboundPolicy) throws {
-        var details: [APIErrorDetail] = []
+        var details: [APIErrorDetail] = input.notWholeNumbers.map { .init(field: $0, reason: "must be a whole number") }
         func require<T>(_ value: T?, _ field: String) -> T? {
-            if value == nil && creating { details.append(.init(field: field, reason: "is required")) }
+            if value == nil && creating && !input.notWholeNumbers.contains(field) { details.append(.init(field: field, reason: "is required")) }
             return value
         }
 
