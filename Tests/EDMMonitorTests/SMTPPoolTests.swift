@@ -210,6 +210,19 @@ struct SMTPPoolTests {
         #expect(await mailer.pool.connectionsOpened <= 3)
     }
 
+    @Test("closing the idle connections (another instance holds the service) ends them; the next send connects again (aiosmtpd)")
+    func closeIdle() async throws {
+        let server = try SMTPTestServer()
+        let mailer = try SMTPServiceMailer(settings: SMTPSettings(host: "127.0.0.1", port: server.port, heloName: "sender.example.com"),
+                                           senderAddress: "news@sender.example.com", maxConnections: 2)
+        #expect(await mailer.send(Self.email("S-1", to: "a@example.org")).failureReason == nil)
+        await mailer.closeIdleConnections()
+        #expect(await mailer.send(Self.email("S-2", to: "b@example.org")).failureReason == nil)
+        await mailer.close()
+        #expect(try server.messages().map(\.connection) == [1, 2], "the second message reused a connection that should have ended")
+        #expect(await mailer.pool.connectionsOpened == 2)
+    }
+
     @Test("IDN recipient goes out in A-label form; a non-ASCII local part only to a server offering SMTPUTF8")
     func addresses() async throws {
         let peer = try ScriptedSMTPPeer()

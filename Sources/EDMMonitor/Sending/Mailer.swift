@@ -83,6 +83,16 @@ public protocol Mailer: Sendable {
     func send(_ email: OutgoingEmail) async -> MailerOutcome
     /// Releases connections (SMTP QUIT).
     func close() async
+    /// Ends the connections no send is using (SMTP QUIT), keeping the mailer usable: called when
+    /// another instance holds the service's reservation, so that only the holder keeps
+    /// connections open and `max_connections` holds at the relay across instances.
+    func closeIdleConnections() async
+}
+
+extension Mailer {
+    /// Nothing to end: the mailer keeps no connection of its own (HTTP requests go through the
+    /// shared AsyncHTTPClient pool; dry run).
+    public func closeIdleConnections() async {}
 }
 
 /// The `dry_run` provider: accepts every message and sends nothing; the message id is

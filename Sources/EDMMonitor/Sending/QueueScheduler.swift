@@ -336,7 +336,12 @@ public final class QueueScheduler: Sendable {
         var now = clock.now()
 
         let reservations = reservations(on: sql)
-        guard try await reservations.acquire(serviceID, at: now) else { return DispatchResult(reservedElsewhere: true) }
+        guard try await reservations.acquire(serviceID, at: now) else {
+            // Another instance sends through this service now: keep none of its connections
+            // open here, so its `max_connections` holds at the relay across instances.
+            if let cached = cache.withLock({ $0[serviceID] }) { await cached.mailer.closeIdleConnections() }
+            return DispatchResult(reservedElsewhere: true)
+        }
         do {
             let window = windows.withLock { $0[serviceID] ?? 1 }
             let limit = min(Self.batchLimit(service, now: now), window)

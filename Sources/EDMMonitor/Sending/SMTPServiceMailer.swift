@@ -123,4 +123,9 @@ struct SMTPServiceMailer: Mailer {
     func close() async {
         await pool.close()
     }
+
+    /// Ends the pool's free connections (``SMTPConnectionPool/closeIdleConnections()``).
+    public func closeIdleConnections() async {
+        await pool.closeIdleConnections()
+    }
 }

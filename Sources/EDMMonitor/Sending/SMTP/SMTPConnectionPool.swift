@@ -85,6 +85,11 @@ public actor SMTPConnectionPool {
         for mailer in free { await mailer.retireIfDue() }
     }
 
+    /// Ends (QUIT) every connection no send is using now; a later send connects again.
+    public func closeIdleConnections() async {
+        for mailer in free { await mailer.close() }
+    }
+
     /// Stops the sweep and ends every connection with QUIT, waiting for sends in progress.
     /// A later send connects again.
     public func close() async {
