@@ -487,10 +487,6 @@ public final class QueueScheduler: Sendable {
     func claimStatement(serviceID: UUID, limit: Int, now: Date, dialect: SQLDialectKind) -> SQLQueryString {
         let pending = SubTaskStatus.pending.rawValue
         let lease = now.addingTimeInterval(configuration.leaseSeconds)
-        // Rows of each task considered. SQLite has one writer, so the first `limit` are free;
-        // on PostgreSQL other instances may hold the first ones locked (SKIP LOCKED passes over
-        // them), at most their batches: a fixed margin keeps the claim from starving (C22).
-        let window = dialect == .postgres ? limit + 1_000 : limit
         return """
             WITH due AS (
                 SELECT s.id AS id,
@@ -500,12 +496,6 @@ public final class QueueScheduler: Sendable {
                 FROM sub_tasks s JOIN tasks t ON t.id = s.task_id JOIN users u ON u.id = t.user_id
                 WHERE s.status = \(bind: pending) AND (s.next_attempt_at IS NULL OR s.next_attempt_at <= \(bind: now))
                   AND t.status IN (\(binds: [TaskStatus.queued.rawValue, TaskStatus.sending.rawValue])) AND (t.scheduled_at IS NULL OR t.scheduled_at <= \(bind: now))
-                  -- Only the first `window` due subtasks of each task can be picked: ranking those
-                  -- (index sub_tasks_task_id_status_sequence_idx) instead of every pending row
-                  -- keeps a claim's cost independent of the backlog.
-                  AND s.id IN (SELECT f.id FROM sub_tasks f
-                               WHERE f.task_id = t.id AND f.status = \(bind: pending) AND (f.next_attempt_at IS NULL OR f.next_attempt_at <= \(bind: now))
-                               ORDER BY f.sequence LIMIT \(bind: window))
             ), picked AS \(unsafeRaw: dialect.materialized) (
                 SELECT s.id FROM sub_tasks s JOIN due ON due.id = s.id
                 WHERE s.status = \(bind: pending)
