@@ -487,16 +487,45 @@ public final class QueueScheduler: Sendable {
     func claimStatement(serviceID: UUID, limit: Int, now: Date, dialect: SQLDialectKind) -> SQLQueryString {
         let pending = SubTaskStatus.pending.rawValue
         let lease = now.addingTimeInterval(configuration.leaseSeconds)
+        let active = [TaskStatus.queued.rawValue, TaskStatus.sending.rawValue]
+        let due: SQLQueryString
+        if dialect == .sqlite {
+            // SQLite ranks only a window of each active task's pending rows, from its first due
+            // one (`heads`, one index seek per task; CROSS JOIN makes SQLite drive from the
+            // tasks, then a range seek on sub_tasks_task_id_status_sequence_idx): a claim costs
+            // the same at 20,000 pending as at 20 (it ranked every pending row, ~50 ms each at
+            // 15,000). One writer, so nothing in the window is locked by another instance.
+            due = """
+                heads AS MATERIALIZED (
+                    SELECT t.id AS task_id, t.user_id AS user_id, t.created_at AS created_at,
+                        (SELECT MIN(f.sequence) FROM sub_tasks f WHERE f.task_id = t.id AND f.status = \(bind: pending)
+                         AND (f.next_attempt_at IS NULL OR f.next_attempt_at <= \(bind: now))) AS first_seq
+                    FROM tasks t WHERE t.status IN (\(binds: active)) AND (t.scheduled_at IS NULL OR t.scheduled_at <= \(bind: now))
+                ), due AS (
+                    SELECT s.id AS id,
+                        ROW_NUMBER() OVER (PARTITION BY h.user_id ORDER BY h.created_at, h.task_id, s.sequence) AS turn,
+                        CASE WHEN u.last_dispatched_at IS NULL THEN 0 ELSE 1 END AS served, u.last_dispatched_at AS served_at,
+                        h.created_at AS task_created_at, h.task_id AS task_id, s.sequence AS sequence
+                    FROM heads h CROSS JOIN sub_tasks s JOIN users u ON u.id = h.user_id
+                    WHERE s.task_id = h.task_id AND s.status = \(bind: pending) AND s.sequence >= h.first_seq AND s.sequence < h.first_seq + \(bind: limit + 1_000)
+                      AND (s.next_attempt_at IS NULL OR s.next_attempt_at <= \(bind: now))
+                )
+                """
+        } else {
+            due = """
+                due AS (
+                    SELECT s.id AS id,
+                        ROW_NUMBER() OVER (PARTITION BY t.user_id ORDER BY t.created_at, t.id, s.sequence) AS turn,
+                        CASE WHEN u.last_dispatched_at IS NULL THEN 0 ELSE 1 END AS served, u.last_dispatched_at AS served_at,
+                        t.created_at AS task_created_at, t.id AS task_id, s.sequence AS sequence
+                    FROM sub_tasks s JOIN tasks t ON t.id = s.task_id JOIN users u ON u.id = t.user_id
+                    WHERE s.status = \(bind: pending) AND (s.next_attempt_at IS NULL OR s.next_attempt_at <= \(bind: now))
+                      AND t.status IN (\(binds: active)) AND (t.scheduled_at IS NULL OR t.scheduled_at <= \(bind: now))
+                )
+                """
+        }
         return """
-            WITH due AS (
-                SELECT s.id AS id,
-                    ROW_NUMBER() OVER (PARTITION BY t.user_id ORDER BY t.created_at, t.id, s.sequence) AS turn,
-                    CASE WHEN u.last_dispatched_at IS NULL THEN 0 ELSE 1 END AS served, u.last_dispatched_at AS served_at,
-                    t.created_at AS task_created_at, t.id AS task_id, s.sequence AS sequence
-                FROM sub_tasks s JOIN tasks t ON t.id = s.task_id JOIN users u ON u.id = t.user_id
-                WHERE s.status = \(bind: pending) AND (s.next_attempt_at IS NULL OR s.next_attempt_at <= \(bind: now))
-                  AND t.status IN (\(binds: [TaskStatus.queued.rawValue, TaskStatus.sending.rawValue])) AND (t.scheduled_at IS NULL OR t.scheduled_at <= \(bind: now))
-            ), picked AS \(unsafeRaw: dialect.materialized) (
+            WITH \(due), picked AS \(unsafeRaw: dialect.materialized) (
                 SELECT s.id FROM sub_tasks s JOIN due ON due.id = s.id
                 WHERE s.status = \(bind: pending)
                 ORDER BY due.turn, due.served, due.served_at, due.task_created_at, due.task_id, due.sequence

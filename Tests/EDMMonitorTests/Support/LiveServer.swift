@@ -59,11 +59,13 @@ struct DashboardScenario {
         for _ in 0..<200 where sent < wanted { sent += try await app.edm.scheduler.runOnce().sent }
         try #require(sent == wanted, "the scheduler sent \(sent) of \(wanted) messages")
 
-        // An hour of history for the charts, then one real collection (the health snapshot).
+        // Most of an hour of history for the charts (12 points, the oldest 56 min ago, so that
+        // all stay inside the overview's 1 h window on a machine slow to open the page), then
+        // one real collection (the health snapshot).
         let now = Date()
         var points: [MetricPoint] = []
         for i in 1...12 {
-            let at = now.addingTimeInterval(Double(-i * 300))
+            let at = now.addingTimeInterval(Double(-i * 280))
             points += [
                 MetricPoint(name: "edm_system_cpu_usage_percent", value: 20 + Double(i), unit: "percent", timestamp: at),
                 MetricPoint(name: "edm_system_memory_usage_percent", value: 40 + Double(i % 4), unit: "percent", timestamp: at),
