@@ -15,9 +15,8 @@ public struct SchedulerConfiguration: Sendable {
     /// This instance's id in `service_reservations.reserved_by` and `sub_tasks.claimed_by`.
     public var instanceID: String
     /// How long a reservation (and a claim) holds without renewal, seconds; renewed every third
-    /// of it while a send runs. Short, so that when an instance dies the others take its
-    /// services over within seconds (issue #14: 30 s stalled all sending for 30 s).
-    public var leaseSeconds: Double = 10
+    /// of it while a send runs.
+    public var leaseSeconds: Double = 30
     /// Attempts of one subtask before a temporary failure becomes final.
     public var maxAttempts: Int = 3
     /// Backoff before retry n (n ≥ 1) is `retryBaseSeconds × 2^(n−1)`, at most one hour.
