@@ -16,6 +16,9 @@ struct JSONDuplicateKeysTests {
         (#"{"a":{"b":1},"c":{"b":2},"b":3}"#, nil),
         (#"{"q\"":1,"q\\":2,"q\"":3}"#, #"q""#),
         ("", nil),
+        (#"{"ab"#, nil),
+        (#"{"a":1,"a"#, "a"),
+        (#"{"a"#, nil),
     ] as [(String, String?)])
     func firstDuplicate(_ json: String, _ expected: String?) {
         #expect(JSONDuplicateKeys.first(in: Array(json.utf8)) == expected)

@@ -76,7 +76,7 @@ extension Request {
         guard let bytes = body.data, bytes.readableBytes > 0 else {
             throw APIError.validation("the request body is empty; expected a JSON object", [.init(field: "body", reason: "is empty")])
         }
-        if headers.contentType == .json, let key = JSONDuplicateKeys.first(in: bytes.readableBytesView) {
+        if headers.contentType == .json, let key = bytes.withUnsafeReadableBytes({ JSONDuplicateKeys.first(inRaw: $0) }) {
             throw APIError.validation("the request body gives a field twice", [.init(field: key, reason: "appears more than once in one object")])
         }
         return try content.decode(T.self)
