@@ -32,7 +32,7 @@ struct BatchSchedulerTests {
             let serviceID = try await Fixtures.service(app, name: "smtp-a")
             let taskID = try await Fixtures.task(app, user: user, recipients: 10, name: "T-20260309-0007")
             let a = app.edm.scheduler
-            let b = QueueScheduler(database: { app.db }, clock: clock, configuration: .init(instanceID: "instance-b"),
+            let b = QueueScheduler(database: { app.db }, clock: clock, configuration: .manualClock(instanceID: "instance-b"),
                                    mailers: ScriptedMailers(clock: clock), hooks: DisabledTaskMonitorHooks())
             // Subtask ids 1–10 of the case are the positions by sequence.
             let ordered = try await SubTaskRecord.query(on: app.db).filter(\.$task.$id == taskID).sort(\.$sequence).all()
@@ -124,7 +124,7 @@ struct BatchSchedulerTests {
         let clock = ManualClock()
         // Call 7 of the service fails temporarily.
         let mailers = ScriptedMailers(clock: clock) { _, call in call == 7 ? .transientFailure("421 busy") : .sent(messageID: nil) }
-        try await withApp(db, clock: clock, mailers: mailers) { app, _ in
+        try await withApp(db, clock: clock, mailers: mailers, scheduler: .oneMessagePerConnection) { app, _ in
             let user = try await Fixtures.user(app)
             try await Fixtures.service(app, name: "three", maxConnections: 3)
             _ = try await Fixtures.task(app, user: user, recipients: 12)
@@ -137,6 +137,34 @@ struct BatchSchedulerTests {
             #expect(perCycle == [1, 2, 3, 3, 1, 2, 0])
             #expect(mailers.overlaps.withLock { $0 } == 0)
             #expect((mailers.mostInFlight.withLock { $0["three"] } ?? 0) <= 3)
+        }
+    }
+
+    @Test("a batch is max_connections × pipeline depth, sent with at most max_connections in flight, every outcome recorded in one completion",
+          arguments: TestDatabase.enabled)
+    func pipelinedBatch(_ db: TestDatabase) async throws {
+        let clock = ManualClock()
+        // Call 5 bounces (the recipient's fault: the window keeps growing); the rest go out with provider message ids.
+        let mailers = ScriptedMailers(clock: clock) { _, call in call == 5 ? .hardBounce("550 5.1.1 no such user") : .sent(messageID: "m\(call)") }
+        var config = SchedulerConfiguration(instanceID: "test-instance")
+        config.pipelineDepth = 4
+        try await withApp(db, clock: clock, mailers: mailers, scheduler: config) { app, _ in
+            let user = try await Fixtures.user(app)
+            try await Fixtures.service(app, name: "three", maxConnections: 3)
+            let taskID = try await Fixtures.task(app, user: user, recipients: 40)
+            var perCycle: [Int] = []
+            for _ in 0..<6 { perCycle.append(try await app.edm.scheduler.runOnce().dispatched) }
+            // Slow start 1, 2, 4, 8, then 3 × 4 = 12 a batch: 1 + 2 + 4 + 8 + 12 + 12 = 39.
+            #expect(perCycle == [1, 2, 4, 8, 12, 12])
+            #expect(mailers.overlaps.withLock { $0 } == 0)
+            #expect((1...3).contains(mailers.mostInFlight.withLock { $0["three"] } ?? 0))
+            let task = try #require(try await TaskRecord.find(taskID, on: app.db))
+            #expect(task.sentCount == 38)
+            #expect(task.failedCount == 1)
+            let sent = try await SubTaskRecord.query(on: app.db).filter(\.$task.$id == taskID).filter(\.$status == .sent).all()
+            #expect(sent.count == 38)
+            #expect(Set(sent.compactMap(\.providerMessageID)).count == 38)
+            #expect(sent.allSatisfy { $0.claimedBy == "test-instance" && $0.leaseExpiresAt == nil && $0.sentAt != nil })
         }
     }
 
@@ -176,7 +204,7 @@ struct BatchSchedulerTests {
             let serviceID = try await Fixtures.service(app, name: "a")
             let taskID = try await Fixtures.task(app, user: user, recipients: 2)
             // A dead instance claimed both and handed only the first to its mailer.
-            let dead = QueueScheduler(database: { app.db }, clock: clock, configuration: .init(instanceID: "dead"),
+            let dead = QueueScheduler(database: { app.db }, clock: clock, configuration: .manualClock(instanceID: "dead"),
                                       mailers: mailers, hooks: DisabledTaskMonitorHooks())
             let claims = try await dead.claimBatch(serviceID: serviceID, limit: 2, on: app.sql, now: clock.now())
             try #require(claims.count == 2)

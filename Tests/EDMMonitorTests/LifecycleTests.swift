@@ -253,6 +253,12 @@ struct LifecycleTests {
         #expect(!counts.contains { $0.last_error == "interrupted" }, "\(counts)")
         #expect(byStatus["sent"] == received, "recorded sent \(byStatus["sent"] ?? 0), peer received \(received)")
         #expect((byStatus["sent"] ?? 0) + (byStatus["pending"] ?? 0) == 300)
+        // Messages of a claimed batch that no connection had taken at the signal were withdrawn:
+        // pending again with their attempt given back, as if never claimed.
+        let spent = try await db.withApp { app in
+            try await app.sql.raw("SELECT count(*) AS n FROM sub_tasks WHERE status = 'pending' AND (attempts <> 0 OR claimed_by IS NOT NULL)").first(decoding: Count.self)?.n
+        }
+        #expect(spent == 0)
     }
 
     @Test("a second serve on the same SQLite file refuses with one line and exit 1; the CLI still works on it but cannot revert the migrations; after the first stops, a new serve starts")

@@ -259,11 +259,11 @@ struct SchedulerTests {
     func fairnessAndSchedule(_ db: TestDatabase) async throws {
         let clock = ManualClock()
         let mailers = ScriptedMailers(clock: clock)
-        try await withApp(db, clock: clock, mailers: mailers) { app, _ in
+        try await withApp(db, clock: clock, mailers: mailers, scheduler: .oneMessagePerConnection) { app, _ in
             let ann = try await Fixtures.user(app, name: "Ann")
             let bob = try await Fixtures.user(app, name: "Bob")
-            // One connection: one send per cycle, in claim order (a batch's sends start together;
-            // batchTakesTurns checks the order within a batch).
+            // One connection, pipeline depth 1: one send per cycle, in claim order (a batch's
+            // sends start together; batchTakesTurns checks the order within a batch).
             try await Fixtures.service(app, name: "only", maxConnections: 1)
             _ = try await Fixtures.task(app, user: ann, recipients: 3, name: "ann-1", prefix: "ann")
             clock.advance(by: 1)

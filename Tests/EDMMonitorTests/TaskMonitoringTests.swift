@@ -14,9 +14,9 @@ struct TaskMonitoringTests {
     func lifecycleRows(_ db: TestDatabase) async throws {
         let server = try SMTPTestServer()
         let clock = ManualClock()
-        try await withApp(db, clock: clock) { app, _ in
+        try await withApp(db, clock: clock, scheduler: .oneMessagePerConnection) { app, _ in
             let user = try await Fixtures.user(app)
-            // One connection: one email per cycle, 2 s apart.
+            // One connection, pipeline depth 1: one email per cycle, 2 s apart.
             try await Fixtures.service(app, name: "smtp", provider: .smtp, config: .init(smtp: .init(host: "127.0.0.1", port: server.port)), maxConnections: 1)
             let taskID = try await Fixtures.task(app, user: user, recipients: 100)
             clock.advance(by: 75)  // eligible at creation; the first email goes out 75 s later

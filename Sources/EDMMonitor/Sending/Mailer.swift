@@ -50,13 +50,17 @@ public enum MailerOutcome: Sendable, Equatable {
     /// This recipient's message cannot be built (e.g. an address the protocol cannot carry):
     /// the recipient fails, but the service is not at fault and its failure streak is untouched.
     case invalidMessage(String)
+    /// The message was never handed to a connection (the scheduler stopped taking messages of
+    /// its batch at shutdown): nothing went out. Requeued without spending an attempt; says
+    /// nothing about the service or the recipient.
+    case withdrawn(String)
 
     /// The reason text of every case but `.sent`.
     public var failureReason: String? {
         switch self {
         case .sent: return nil
         case .transientFailure(let reason), .retryLater(let reason, _), .sessionFailure(let reason), .permanentFailure(let reason),
-             .hardBounce(let reason), .serviceConfigurationFailure(let reason), .invalidMessage(let reason):
+             .hardBounce(let reason), .serviceConfigurationFailure(let reason), .invalidMessage(let reason), .withdrawn(let reason):
             return reason
         }
     }

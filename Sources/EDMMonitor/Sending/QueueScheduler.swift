@@ -31,6 +31,16 @@ public struct SchedulerConfiguration: Sendable {
     /// Least seconds between two housekeeping passes (expired leases, thaw, quota reset); the
     /// first cycle always runs one.
     public var housekeepingIntervalSeconds: Double = 1
+    /// Messages one connection carries in one batch, one after another: a batch of a service
+    /// is at most `max_connections × pipelineDepth` subtasks (and ``QueueScheduler/maxBatch``).
+    /// A deeper pipeline spends the per-batch bookkeeping (reservation, claim, hand-over,
+    /// completion: ~10 statements) over more messages; it also bounds what a crash can cost,
+    /// since a batch is handed over whole: a dead instance leaves at most this many messages per
+    /// connection `interrupted`.
+    public var pipelineDepth: Int = 32
+    /// Where lease instants (claims and service reservations) come from: the database's clock by
+    /// default, so instances whose clocks disagree still agree on when a lease runs out.
+    public var leaseClock: LeaseClockSource = .database
 
     /// Defaults, with an instance id made of host name, process id and a random suffix.
     public init(instanceID: String = SchedulerConfiguration.defaultInstanceID()) {
@@ -45,6 +55,40 @@ public struct SchedulerConfiguration: Sendable {
     /// Delay before the retry that follows attempt `attempts` (1-based), seconds.
     func retryDelay(afterAttempt attempts: Int) -> Double {
         min(3600, retryBaseSeconds * pow(2, Double(max(0, attempts - 1))))
+    }
+}
+
+/// The clock a lease's instants are read from.
+public enum LeaseClockSource: Sendable, Equatable {
+    /// PostgreSQL's `statement_timestamp()`: one clock for every instance sharing the database.
+    /// On SQLite (one process) the scheduler's clock is the database's clock, so this is
+    /// ``scheduler``.
+    case database
+    /// The scheduler's injected `WallClock`: what tests that move time with a `ManualClock` use.
+    case scheduler
+}
+
+/// Lease instants as SQL: the current instant and the instant a lease taken now runs out, each
+/// either PostgreSQL's `statement_timestamp()` or a bound value of the scheduler's clock.
+struct LeaseInstants: Sendable {
+    /// Whether the database's clock is used (``LeaseClockSource/database`` on PostgreSQL).
+    let fromDatabase: Bool
+    /// The scheduler's now, used when `fromDatabase` is false.
+    let now: Date
+    /// How long a lease holds, seconds.
+    let leaseSeconds: Double
+
+    init(_ source: LeaseClockSource, dialect: SQLDialectKind, now: Date, leaseSeconds: Double) {
+        fromDatabase = source == .database && dialect == .postgres
+        self.now = now
+        self.leaseSeconds = leaseSeconds
+    }
+
+    /// The current instant.
+    var current: SQLQueryString { fromDatabase ? "statement_timestamp()" : "\(bind: now)" }
+    /// `leaseSeconds` after the current instant.
+    var expiry: SQLQueryString {
+        fromDatabase ? "(statement_timestamp() + make_interval(secs => \(bind: leaseSeconds)))" : "\(bind: now.addingTimeInterval(leaseSeconds))"
     }
 }
 
@@ -88,7 +132,7 @@ public protocol MailerFactory: Sendable {
 /// 2. for every service that is enabled, not frozen, under quota and past `next_available_at`,
 ///    in parallel: take its reservation (one atomic upsert), claim a batch of subtasks fairly in
 ///    one statement — users take turns, the one served longest ago first, FIFO by task and by
-///    recipient within a user — sized by the service's limits (``batchLimit(_:now:)``), send
+///    recipient within a user — sized by the service's limits (``batchLimit(_:pipelineDepth:now:)``), send
 ///    them at once (at most `max_connections` in flight), record the outcomes in one
 ///    transaction, pace the service and release the reservation.
 ///
@@ -212,13 +256,14 @@ public final class QueueScheduler: Sendable {
     func housekeeping(_ db: any Database, report: inout SchedulerCycleReport) async throws {
         let sql = db.sql
         let now = clock.now()
+        let lease = leaseInstants(on: sql, now: now)
 
         // A claim whose lease expired belonged to a dead instance. Never handed to a mailer:
         // nothing went out, so it is pending again and its attempt is given back.
         let requeued = try await sql.raw("""
             UPDATE sub_tasks SET status = \(bind: SubTaskStatus.pending.rawValue), claimed_by = NULL, lease_expires_at = NULL,
                 attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, updated_at = \(bind: now)
-            WHERE status = \(bind: SubTaskStatus.sending.rawValue) AND lease_expires_at < \(bind: now) AND handed_over_at IS NULL
+            WHERE status = \(bind: SubTaskStatus.sending.rawValue) AND lease_expires_at < \(lease.current) AND handed_over_at IS NULL
             RETURNING id
             """).all(decoding: IDRow.self)
         report.requeued = requeued.count
@@ -228,7 +273,7 @@ public final class QueueScheduler: Sendable {
         // At-most-once: handed to a mailer, it may have gone out; never resent.
         let interrupted = try await sql.raw("""
             UPDATE sub_tasks SET status = \(bind: SubTaskStatus.failed.rawValue), last_error = 'interrupted', lease_expires_at = NULL, updated_at = \(bind: now)
-            WHERE status = \(bind: SubTaskStatus.sending.rawValue) AND lease_expires_at < \(bind: now) AND handed_over_at IS NOT NULL
+            WHERE status = \(bind: SubTaskStatus.sending.rawValue) AND lease_expires_at < \(lease.current) AND handed_over_at IS NOT NULL
             RETURNING task_id
             """).all(decoding: TaskIDRow.self)
         report.interrupted = interrupted.count
@@ -240,7 +285,7 @@ public final class QueueScheduler: Sendable {
             }
         }
 
-        try await reservations(on: sql).deleteExpired(at: now)
+        try await reservations(on: sql).deleteExpired(at: lease)
 
         let thawed = try await sql.raw("""
             UPDATE email_services SET is_frozen = \(SQLLiteral.boolean(false)), frozen_until = NULL, consecutive_failures = 0
@@ -291,7 +336,7 @@ public final class QueueScheduler: Sendable {
     }
 
     /// Most subtasks one batch claim takes, whatever the service's limits.
-    static let maxBatch = 100
+    static let maxBatch = 500
 
     func dispatchableServices(_ db: any Database) async throws -> [EmailService] {
         let now = clock.now()
@@ -304,12 +349,12 @@ public final class QueueScheduler: Sendable {
             .filter { $0.usedQuota < $0.dailyQuota }
     }
 
-    /// How many subtasks `service` may take in one batch at `now`: the least of its free
-    /// connection slots (this instance holds the service's only reservation, so every slot is
-    /// free), its rate-limit tokens, its remaining daily quota, one when a sending interval is
-    /// set (the interval is the least gap between two sends), and ``maxBatch``.
-    static func batchLimit(_ service: EmailService, now: Date) -> Int {
-        var limit = min(max(1, service.maxConnections), maxBatch, max(0, service.dailyQuota - service.usedQuota))
+    /// How many subtasks `service` may take in one batch at `now`: the least of its connection
+    /// slots (this instance holds the service's only reservation, so every slot is free) times
+    /// `pipelineDepth`, its rate-limit tokens, its remaining daily quota, one when a sending
+    /// interval is set (the interval is the least gap between two sends), and ``maxBatch``.
+    static func batchLimit(_ service: EmailService, pipelineDepth: Int, now: Date) -> Int {
+        var limit = min(max(1, service.maxConnections) * max(1, pipelineDepth), maxBatch, max(0, service.dailyQuota - service.usedQuota))
         if service.sendingIntervalSeconds > 0 { limit = min(limit, 1) }
         if let bucket = rateBucket(of: service, now: now) { limit = min(limit, bucket.available(at: now)) }
         return limit
@@ -322,7 +367,7 @@ public final class QueueScheduler: Sendable {
     }
 
     /// Dispatches one batch of `service`: takes its reservation, claims up to
-    /// ``batchLimit(_:now:)`` subtasks (and at most the service's slow-start window) (``claimBatch(serviceID:limit:on:now:)``), spends their
+    /// ``batchLimit(_:pipelineDepth:now:)`` subtasks (and at most the service's slow-start window) (``claimBatch(serviceID:limit:on:now:)``), spends their
     /// rate-limit tokens, marks them handed over, sends them all at once (at most
     /// `max_connections` in flight), records the outcomes together (``recordBatch(_:service:on:now:)``)
     /// and releases the reservation.
@@ -335,7 +380,7 @@ public final class QueueScheduler: Sendable {
         var now = clock.now()
 
         let reservations = reservations(on: sql)
-        guard try await reservations.acquire(serviceID, at: now) else {
+        guard try await reservations.acquire(serviceID, at: leaseInstants(on: sql, now: now)) else {
             // Another instance sends through this service now: keep none of its connections
             // open here, so its `max_connections` holds at the relay across instances.
             if let cached = cache.withLock({ $0[serviceID] }) { await cached.mailer.closeIdleConnections() }
@@ -343,7 +388,7 @@ public final class QueueScheduler: Sendable {
         }
         do {
             let window = windows.withLock { $0[serviceID] ?? 1 }
-            let limit = min(Self.batchLimit(service, now: now), window)
+            let limit = min(Self.batchLimit(service, pipelineDepth: configuration.pipelineDepth, now: now), window)
             guard limit > 0 else {
                 // Out of rate-limit tokens: wait until the next one instead of polling.
                 if let bucket = Self.rateBucket(of: service, now: now) {
@@ -379,15 +424,9 @@ public final class QueueScheduler: Sendable {
                 UPDATE sub_tasks SET handed_over_at = \(bind: now)
                 WHERE id IN (\(binds: ids)) AND claimed_by = \(bind: configuration.instanceID) AND status = \(bind: SubTaskStatus.sending.rawValue)
                 """).run()
+            let connections = max(1, service.maxConnections)
             let outcomes = await withLeaseRenewal(serviceID: serviceID, subtaskIDs: ids, on: sql) {
-                await withTaskGroup(of: (Int, MailerOutcome).self) { group in
-                    for (index, email) in emails.enumerated() {
-                        group.addTask { (index, await mailer.send(email)) }
-                    }
-                    var outcomes = [MailerOutcome?](repeating: nil, count: emails.count)
-                    for await (index, outcome) in group { outcomes[index] = outcome }
-                    return outcomes.map { $0 ?? .transientFailure("no outcome") }
-                }
+                await Self.send(emails, through: mailer, connections: connections)
             }
             now = clock.now()
             let batch = zip(outcomes, claims).map { CompletedSend(outcome: $0, claim: $1) }
@@ -401,10 +440,41 @@ public final class QueueScheduler: Sendable {
             }
             try await reservations.release(serviceID)
             let sent = outcomes.filter { if case .sent = $0 { true } else { false } }.count
-            return DispatchResult(sent: sent, failed: outcomes.count - sent)
+            let withdrawn = outcomes.filter { if case .withdrawn = $0 { true } else { false } }.count
+            return DispatchResult(sent: sent, failed: outcomes.count - sent - withdrawn)
         } catch {
             try? await reservations.release(serviceID)
             throw error
+        }
+    }
+
+    /// Sends `emails` through `mailer` with at most `connections` sends in flight: one worker
+    /// per connection slot, each taking the next message as soon as its last one is done (so a
+    /// slow message holds up one slot, not the batch). After the shutdown signal the workers take
+    /// no further message: those left are `.withdrawn` (requeued untouched), so a graceful stop
+    /// waits for at most one message per connection, not a whole batch.
+    /// - Returns: one outcome per email, in the order of `emails`.
+    static func send(_ emails: [OutgoingEmail], through mailer: any Mailer, connections: Int) async -> [MailerOutcome] {
+        final class Cursor: Sendable { let next = Mutex(0) }
+        let cursor = Cursor()
+        return await withTaskGroup(of: [(Int, MailerOutcome)].self) { group in
+            for _ in 0..<min(connections, emails.count) {
+                group.addTask {
+                    var done: [(Int, MailerOutcome)] = []
+                    while true {
+                        let index = cursor.next.withLock { i -> Int in defer { i += 1 }; return i }
+                        guard index < emails.count else { return done }
+                        if Task.isShuttingDownGracefully {
+                            done.append((index, .withdrawn("not sent: the scheduler is stopping")))
+                        } else {
+                            done.append((index, await mailer.send(emails[index])))
+                        }
+                    }
+                }
+            }
+            var outcomes = [MailerOutcome?](repeating: nil, count: emails.count)
+            for await done in group { for (index, outcome) in done { outcomes[index] = outcome } }
+            return outcomes.map { $0 ?? .transientFailure("no outcome") }
         }
     }
 
@@ -456,7 +526,12 @@ public final class QueueScheduler: Sendable {
 
     /// The `service_reservations` access of this instance, on `sql`.
     func reservations(on sql: any SQLDatabase) -> ServiceReservationStore {
-        ServiceReservationStore(sql: sql, holder: configuration.instanceID, leaseSeconds: configuration.leaseSeconds)
+        ServiceReservationStore(sql: sql, holder: configuration.instanceID)
+    }
+
+    /// This instance's lease instants on `sql` at the scheduler's `now` (``LeaseInstants``).
+    func leaseInstants(on sql: any SQLDatabase, now: Date) -> LeaseInstants {
+        LeaseInstants(configuration.leaseClock, dialect: SQLDialectKind(sql), now: now, leaseSeconds: configuration.leaseSeconds)
     }
 
     struct Claim: Sendable {
@@ -479,13 +554,12 @@ public final class QueueScheduler: Sendable {
     /// `status = pending` re-check drops a row another claimer committed meanwhile. SQLite has one
     /// writer, so the same statement without locks is already atomic.
     ///
-    /// The lease instant is this instance's clock: on SQLite the one process's clock is the
-    /// database's clock. On PostgreSQL it is the injected clock too (tests drive lease expiry
-    /// with `ManualClock`); instances sharing a database are expected to run NTP-synchronised
-    /// clocks, and a lease of `leaseSeconds` (30 s) dwarfs their skew.
+    /// The lease runs out `leaseSeconds` after the database's `statement_timestamp()` on
+    /// PostgreSQL (``SchedulerConfiguration/leaseClock``), so instances whose clocks disagree
+    /// agree on it; on SQLite, one process, the scheduler's clock is the database's.
     func claimStatement(serviceID: UUID, limit: Int, now: Date, dialect: SQLDialectKind) -> SQLQueryString {
         let pending = SubTaskStatus.pending.rawValue
-        let lease = now.addingTimeInterval(configuration.leaseSeconds)
+        let lease = LeaseInstants(configuration.leaseClock, dialect: dialect, now: now, leaseSeconds: configuration.leaseSeconds).expiry
         let active = [TaskStatus.queued.rawValue, TaskStatus.sending.rawValue]
         let due: SQLQueryString
         if dialect == .sqlite {
@@ -511,15 +585,25 @@ public final class QueueScheduler: Sendable {
                 )
                 """
         } else {
+            // PostgreSQL ranks a window of each active task's first due rows too: a LATERAL
+            // index scan (sub_tasks_task_id_status_sequence_idx) per task, `limit` plus 1,000
+            // rows deep, so rows that other instances' claims hold locked (still `pending` in
+            // this snapshot, skipped by SKIP LOCKED below) cannot starve the batch while fewer
+            // than 1,000 of one task are in flight elsewhere. Cost: per active task, not per
+            // pending row.
             due = """
                 due AS (
                     SELECT s.id AS id,
                         ROW_NUMBER() OVER (PARTITION BY t.user_id ORDER BY t.created_at, t.id, s.sequence) AS turn,
                         CASE WHEN u.last_dispatched_at IS NULL THEN 0 ELSE 1 END AS served, u.last_dispatched_at AS served_at,
                         t.created_at AS task_created_at, t.id AS task_id, s.sequence AS sequence
-                    FROM sub_tasks s JOIN tasks t ON t.id = s.task_id JOIN users u ON u.id = t.user_id
-                    WHERE s.status = \(bind: pending) AND (s.next_attempt_at IS NULL OR s.next_attempt_at <= \(bind: now))
-                      AND t.status IN (\(binds: active)) AND (t.scheduled_at IS NULL OR t.scheduled_at <= \(bind: now))
+                    FROM tasks t JOIN users u ON u.id = t.user_id
+                    CROSS JOIN LATERAL (
+                        SELECT f.id, f.sequence FROM sub_tasks f
+                        WHERE f.task_id = t.id AND f.status = \(bind: pending) AND (f.next_attempt_at IS NULL OR f.next_attempt_at <= \(bind: now))
+                        ORDER BY f.sequence LIMIT \(bind: limit + 1_000)
+                    ) s
+                    WHERE t.status IN (\(binds: active)) AND (t.scheduled_at IS NULL OR t.scheduled_at <= \(bind: now))
                 )
                 """
         }
@@ -531,7 +615,7 @@ public final class QueueScheduler: Sendable {
                 LIMIT \(bind: limit) \(unsafeRaw: dialect.forUpdateSkipLocked(of: "s"))
             )
             UPDATE sub_tasks SET status = \(bind: SubTaskStatus.sending.rawValue), service_id = \(bind: serviceID), claimed_by = \(bind: configuration.instanceID),
-                lease_expires_at = \(bind: lease), handed_over_at = NULL, attempts = attempts + 1, updated_at = \(bind: now)
+                lease_expires_at = \(lease), handed_over_at = NULL, attempts = attempts + 1, updated_at = \(bind: now)
             WHERE id IN (SELECT id FROM picked) AND status = \(bind: pending)
             RETURNING id, task_id
             """
@@ -612,11 +696,10 @@ public final class QueueScheduler: Sendable {
         let renewal = Task {
             while !Task.isCancelled {
                 try await Task.sleep(for: .seconds(interval))
-                let now = clock.now()
-                try await reservations(on: sql).renew(serviceID, at: now)
-                let expires = now.addingTimeInterval(configuration.leaseSeconds)
+                let lease = leaseInstants(on: sql, now: clock.now())
+                try await reservations(on: sql).renew(serviceID, at: lease)
                 try await sql.raw("""
-                    UPDATE sub_tasks SET lease_expires_at = \(bind: expires)
+                    UPDATE sub_tasks SET lease_expires_at = \(lease.expiry)
                     WHERE id IN (\(binds: subtaskIDs)) AND claimed_by = \(bind: configuration.instanceID) AND status = \(bind: SubTaskStatus.sending.rawValue)
                     """).run()
             }
@@ -682,6 +765,9 @@ public final class QueueScheduler: Sendable {
             return OutcomeEffect(status: .pending, lastError: String(reason.prefix(1000)), service: .failure, attemptSpent: false)
         case .serviceConfigurationFailure(let reason):
             return OutcomeEffect(status: .pending, lastError: String(reason.prefix(1000)), service: .pause, attemptSpent: false)
+        case .withdrawn:
+            // Never reached a connection: as if it had not been claimed.
+            return OutcomeEffect(status: .pending, service: .neutral, attemptSpent: false)
         }
     }
 
@@ -751,36 +837,59 @@ public final class QueueScheduler: Sendable {
         // Set by an outcome that pauses the service (its reason).
         var pauseReason: String?
 
+        // Step 1: deduplicate, and decide each entry's effect.
+        struct Entry { var send: CompletedSend; var subtaskID: UUID; var taskID: UUID; var effect: OutcomeEffect }
+        var entries: [Entry] = []
+        entries.reserveCapacity(sends.count)
         for send in sends {
             let subtaskID = try send.claim.subtask.requireID()
-            let taskID = try send.claim.task.requireID()
             guard seen.insert(subtaskID).inserted else { result.duplicates += 1; continue }
-            let e = effect(of: send.outcome, attempts: send.claim.subtask.attempts, now: now)
-            var changed: Bool
-            var recoveredFromInterrupted = false
-            if e.status == .sent {
-                func markSent(from status: SubTaskStatus, interruptedOnly: Bool) async throws -> Bool {
-                    !(try await sql.raw("""
-                        UPDATE sub_tasks SET status = \(bind: SubTaskStatus.sent.rawValue), sent_at = \(bind: now), provider_message_id = \(bind: e.messageID),
-                            last_error = NULL, lease_expires_at = NULL, updated_at = \(bind: now)
-                        WHERE id = \(bind: subtaskID) AND claimed_by = \(bind: me) AND status = \(bind: status.rawValue)\(unsafeRaw: interruptedOnly ? " AND last_error = 'interrupted'" : "")
-                        RETURNING id
-                        """).all().isEmpty)
-                }
-                changed = try await markSent(from: .sending, interruptedOnly: false)
-                if !changed {
-                    recoveredFromInterrupted = try await markSent(from: .failed, interruptedOnly: true)
-                    changed = recoveredFromInterrupted
-                }
-            } else {
-                changed = !(try await sql.raw("""
-                    UPDATE sub_tasks SET status = \(bind: e.status.rawValue), last_error = \(bind: e.lastError), next_attempt_at = \(bind: e.retryAt),
-                        attempts = attempts - \(bind: e.attemptSpent ? 0 : 1), claimed_by = NULL, lease_expires_at = NULL, updated_at = \(bind: now)
-                    WHERE id = \(bind: subtaskID) AND claimed_by = \(bind: me) AND status = \(bind: SubTaskStatus.sending.rawValue)
-                    RETURNING id
-                    """).all().isEmpty)
-            }
-            guard changed else {
+            entries.append(Entry(send: send, subtaskID: subtaskID, taskID: try send.claim.task.requireID(),
+                                 effect: effect(of: send.outcome, attempts: send.claim.subtask.attempts, now: now)))
+        }
+
+        // Step 2: the guarded updates. Every `sent` row in one statement per chunk (the common
+        // case: a batch of hundreds costs one round trip, not hundreds); the rest one by one.
+        var changed: Set<UUID> = []
+        var recoveredFromInterrupted: Set<UUID> = []
+        let sent = entries.filter { $0.effect.status == .sent }
+        for chunk in stride(from: 0, to: sent.count, by: Self.completionChunk).map({ sent[$0..<min($0 + Self.completionChunk, sent.count)] }) {
+            let rows: [SQLQueryString] = chunk.map { "(\(bind: $0.subtaskID), \(bind: $0.effect.messageID))" }
+            let updated = try await sql.raw("""
+                WITH v(sid, mid) AS (VALUES \(SQLList(rows)))
+                UPDATE sub_tasks SET status = \(bind: SubTaskStatus.sent.rawValue), sent_at = \(bind: now), provider_message_id = v.mid,
+                    last_error = NULL, lease_expires_at = NULL, updated_at = \(bind: now)
+                FROM v WHERE sub_tasks.id = v.sid AND sub_tasks.claimed_by = \(bind: me) AND sub_tasks.status = \(bind: SubTaskStatus.sending.rawValue)
+                RETURNING id
+                """).all(decoding: IDRow.self)
+            changed.formUnion(updated.map(\.id))
+        }
+        for entry in sent where !changed.contains(entry.subtaskID) {
+            // Housekeeping marked it interrupted meanwhile (this instance stalled past its lease):
+            // it did go out, so it moves from failed to sent.
+            let recovered = try await sql.raw("""
+                UPDATE sub_tasks SET status = \(bind: SubTaskStatus.sent.rawValue), sent_at = \(bind: now), provider_message_id = \(bind: entry.effect.messageID),
+                    last_error = NULL, lease_expires_at = NULL, updated_at = \(bind: now)
+                WHERE id = \(bind: entry.subtaskID) AND claimed_by = \(bind: me) AND status = \(bind: SubTaskStatus.failed.rawValue) AND last_error = 'interrupted'
+                RETURNING id
+                """).all()
+            if !recovered.isEmpty { changed.insert(entry.subtaskID); recoveredFromInterrupted.insert(entry.subtaskID) }
+        }
+        for entry in entries where entry.effect.status != .sent {
+            let e = entry.effect
+            let updated = try await sql.raw("""
+                UPDATE sub_tasks SET status = \(bind: e.status.rawValue), last_error = \(bind: e.lastError), next_attempt_at = \(bind: e.retryAt),
+                    attempts = attempts - \(bind: e.attemptSpent ? 0 : 1), claimed_by = NULL, lease_expires_at = NULL, updated_at = \(bind: now)
+                WHERE id = \(bind: entry.subtaskID) AND claimed_by = \(bind: me) AND status = \(bind: SubTaskStatus.sending.rawValue)
+                RETURNING id
+                """).all()
+            if !updated.isEmpty { changed.insert(entry.subtaskID) }
+        }
+
+        // Step 3's sums, over the changed rows in batch order (the streak depends on it).
+        for entry in entries {
+            let subtaskID = entry.subtaskID, taskID = entry.taskID, e = entry.effect
+            guard changed.contains(subtaskID) else {
                 result.stale += 1
                 result.settledTasks.insert(taskID)
                 continue
@@ -789,7 +898,7 @@ public final class QueueScheduler: Sendable {
             switch e.status {
             case .sent:
                 counts[taskID, default: (0, 0)].sent += 1
-                if recoveredFromInterrupted { counts[taskID, default: (0, 0)].failed -= 1 }
+                if recoveredFromInterrupted.contains(subtaskID) { counts[taskID, default: (0, 0)].failed -= 1 }
                 sentCount += 1
                 result.settledTasks.insert(taskID)
             case .failed:
@@ -806,7 +915,7 @@ public final class QueueScheduler: Sendable {
             }
             if e.status != .sent {
                 logger.notice("send failed", metadata: [
-                    "service": "\(service.name)", "subtask_id": "\(subtaskID)", "attempt": "\(send.claim.subtask.attempts)",
+                    "service": "\(service.name)", "subtask_id": "\(subtaskID)", "attempt": "\(entry.send.claim.subtask.attempts)",
                     "final": "\(e.status == .failed)", "reason": "\(e.lastError ?? "")",
                 ])
             }
@@ -845,6 +954,9 @@ public final class QueueScheduler: Sendable {
         }
         return result
     }
+
+    /// Most `sent` rows one completion statement updates (two bound values each).
+    static let completionChunk = 500
 
     struct TaskIDRow: Decodable { var task_id: UUID }
     struct TaskIDAndIDRow: Decodable { var id: UUID; var task_id: UUID }

@@ -13,33 +13,31 @@ struct ServiceReservationStore: Sendable {
     let sql: any SQLDatabase
     /// This instance's id, written as `reserved_by`.
     let holder: String
-    /// How long a lease holds without renewal, seconds.
-    let leaseSeconds: Double
 
-    /// Takes `serviceID`'s lease at `now` in one statement: inserts the row, or takes over an
-    /// expired one (`INSERT … ON CONFLICT (service_id) DO UPDATE … WHERE expires_at <= now`).
+    /// Takes `serviceID`'s lease at `lease.current` in one statement: inserts the row, or takes
+    /// over an expired one (`INSERT … ON CONFLICT (service_id) DO UPDATE … WHERE expires_at <= now`).
     /// - Returns: `true` when this instance now holds the lease, `false` when another
     ///   instance's lease is still running.
-    func acquire(_ serviceID: UUID, at now: Date) async throws -> Bool {
+    func acquire(_ serviceID: UUID, at lease: LeaseInstants) async throws -> Bool {
         let dialect = SQLDialectKind(sql)
         let excluded = SQLDialectKind.excluded
         let takeOver = dialect.onConflictDoUpdate(["service_id"], set: [
             ("reserved_by", excluded("reserved_by")), ("subtask_id", SQLLiteral.null),
             ("reserved_at", excluded("reserved_at")), ("expires_at", excluded("expires_at")),
-        ], where: SQLBinaryExpression(SQLColumn("expires_at", table: "service_reservations"), .lessThanOrEqual, SQLBind(now)))
+        ], where: SQLBinaryExpression(SQLColumn("expires_at", table: "service_reservations"), .lessThanOrEqual, lease.current))
         let rows = try await sql.raw("""
             INSERT INTO service_reservations (service_id, reserved_by, subtask_id, reserved_at, expires_at)
-            VALUES (\(bind: serviceID), \(bind: holder), NULL, \(bind: now), \(bind: now.addingTimeInterval(leaseSeconds)))\(takeOver)
+            VALUES (\(bind: serviceID), \(bind: holder), NULL, \(lease.current), \(lease.expiry))\(takeOver)
             RETURNING reserved_by
             """).all()
         return !rows.isEmpty
     }
 
-    /// Moves this instance's lease of `serviceID` to expire `leaseSeconds` after `now`; nothing
-    /// when the lease is no longer ours.
-    func renew(_ serviceID: UUID, at now: Date) async throws {
+    /// Moves this instance's lease of `serviceID` to expire at `lease.expiry`; nothing when the
+    /// lease is no longer ours.
+    func renew(_ serviceID: UUID, at lease: LeaseInstants) async throws {
         try await sql.update("service_reservations")
-            .set("expires_at", to: SQLBind(now.addingTimeInterval(leaseSeconds)))
+            .set("expires_at", to: lease.expiry)
             .where("service_id", .equal, SQLBind(serviceID)).where("reserved_by", .equal, SQLBind(holder))
             .run()
     }
@@ -59,8 +57,8 @@ struct ServiceReservationStore: Sendable {
             .run()
     }
 
-    /// Deletes every lease that expired before `now` (its holder died or stalled).
-    func deleteExpired(at now: Date) async throws {
-        try await sql.delete(from: "service_reservations").where("expires_at", .lessThan, SQLBind(now)).run()
+    /// Deletes every lease that expired before `lease.current` (its holder died or stalled).
+    func deleteExpired(at lease: LeaseInstants) async throws {
+        try await sql.delete(from: "service_reservations").where(SQLBinaryExpression(SQLColumn("expires_at"), .lessThan, lease.current)).run()
     }
 }

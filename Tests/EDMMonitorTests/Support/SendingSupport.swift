@@ -118,3 +118,19 @@ enum Fixtures {
         return total
     }
 }
+
+extension SchedulerConfiguration {
+    /// The test instance's settings with a pipeline depth of 1: a batch is at most
+    /// `max_connections` messages, so a one-connection service sends one message per cycle.
+    static func manualClock(instanceID: String) -> SchedulerConfiguration {
+        var config = SchedulerConfiguration(instanceID: instanceID)
+        config.leaseClock = .scheduler
+        return config
+    }
+
+    static var oneMessagePerConnection: SchedulerConfiguration {
+        var config = SchedulerConfiguration(instanceID: "test-instance")
+        config.pipelineDepth = 1
+        return config
+    }
+}

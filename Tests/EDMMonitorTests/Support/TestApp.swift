@@ -108,6 +108,10 @@ func withApp<T>(
 ) async throws -> T {
     let (location, cleanup) = try await TestDatabases.make(kind, migrated: migrate, sqliteFile: sqliteFile)
     defer { cleanup() }
+    // A test that moves time with a ManualClock moves the leases with it (production reads
+    // them from PostgreSQL's clock; ServiceReservationStoreTests.databaseClock tests that).
+    var scheduler = scheduler
+    if clock is ManualClock { scheduler.leaseClock = .scheduler }
     var settings = testSettings(location)
     adjust(&settings)
     let app = try await Application.make(.testing)
