@@ -3,6 +3,14 @@
 import { api, query } from './api.js';
 import { h, fill, card, badge, stateKind, progressBar, num, time, table, button } from './ui.js';
 
+// The service's sending limits in one cell: connections, rate, messages per connection.
+function limits(s) {
+  const parts = [`${num(s.max_connections)} conn.`];
+  parts.push(s.rate_limit_per_second ? `${num(s.rate_limit_per_second, 2)}/s` : 'no rate limit');
+  if (s.max_messages_per_connection) parts.push(`${num(s.max_messages_per_connection)} msg/conn.`);
+  return h('span', { title: 'max_connections · rate_limit_per_second · max_messages_per_connection (all instances together)' }, parts.join(' · '));
+}
+
 export function servicesPage(root, params, { reportError }) {
   const list = h('div', { id: 'service-list' });
   fill(root, h('h1', {}, 'Email services'), card('Services', list),
@@ -29,6 +37,7 @@ export function servicesPage(root, params, { reportError }) {
         progressBar(used, `${num(s.used_quota)} / ${num(s.daily_quota)}`),
         time(s.next_quota_reset),
         s.sending_interval_seconds ? num(s.sending_interval_seconds, 2) + ' s' : 'none',
+        limits(s),
         s.consecutive_failures ? h('span', { class: 'bad-text' }, num(s.consecutive_failures)) : '0',
         reservation ? h('span', { title: 'until ' + time(reservation.expires_at) }, reservation.reserved_by) : h('span', { class: 'muted' }, 'free'),
         actions,
@@ -36,7 +45,7 @@ export function servicesPage(root, params, { reportError }) {
       cells.attrs = { 'data-service-id': s.id };
       return cells;
     });
-    fill(list, table(['service', 'provider', 'state', 'quota used', 'next reset', 'interval', 'failures in a row', 'reserved by', ''], rows,
+    fill(list, table(['service', 'provider', 'state', 'quota used', 'next reset', 'interval', 'limits', 'failures in a row', 'reserved by', ''], rows,
       'No email services yet. Add one with POST /api/email-services or `edm-monitor service add`.'));
   }
   return { refresh };
