@@ -146,7 +146,7 @@ struct BatchSchedulerTests {
         let clock = ManualClock()
         // Call 5 bounces (the recipient's fault: the window keeps growing); the rest go out with provider message ids.
         let mailers = ScriptedMailers(clock: clock) { _, call in call == 5 ? .hardBounce("550 5.1.1 no such user") : .sent(messageID: "m\(call)") }
-        var config = SchedulerConfiguration(instanceID: "test-instance")
+        var config = SchedulerConfiguration.testInstance
         config.pipelineDepth = 4
         try await withApp(db, clock: clock, mailers: mailers, scheduler: config) { app, _ in
             let user = try await Fixtures.user(app)
@@ -165,6 +165,31 @@ struct BatchSchedulerTests {
             #expect(sent.count == 38)
             #expect(Set(sent.compactMap(\.providerMessageID)).count == 38)
             #expect(sent.allSatisfy { $0.claimedBy == "test-instance" && $0.leaseExpiresAt == nil && $0.sentAt != nil })
+        }
+    }
+
+    @Test("a service sends batch after batch in one cycle while it holds the reservation, stopping at its quota; at most max_connections in flight",
+          arguments: TestDatabase.enabled)
+    func batchesInOneCycle(_ db: TestDatabase) async throws {
+        let clock = ManualClock()
+        let mailers = ScriptedMailers(clock: clock)
+        var config = SchedulerConfiguration.testInstance
+        config.pipelineDepth = 2
+        config.maxBatchesPerDispatch = 20
+        config.dispatchBudgetSeconds = 3600
+        try await withApp(db, clock: clock, mailers: mailers, scheduler: config) { app, _ in
+            let user = try await Fixtures.user(app)
+            let serviceID = try await Fixtures.service(app, name: "two", quota: 30, maxConnections: 2)
+            let taskID = try await Fixtures.task(app, user: user, recipients: 40)
+            // Batches of 1, 2, 4, 4, … (2 connections × depth 2) until the quota of 30 is spent.
+            let first = try await app.edm.scheduler.runOnce()
+            #expect(first.sent == 30)
+            #expect(mailers.overlaps.withLock { $0 } == 0)
+            #expect(try await EmailService.find(serviceID, on: app.db)?.usedQuota == 30)
+            #expect(try await TaskRecord.find(taskID, on: app.db)?.sentCount == 30)
+            #expect(try await app.edm.scheduler.runOnce().sent == 0)
+            // The reservation was given back at the end of the cycle.
+            #expect(try await app.sql.raw("SELECT count(*) AS n FROM service_reservations").first(decoding: Count.self)?.n == 0)
         }
     }
 
@@ -237,7 +262,7 @@ struct BatchSchedulerTests {
     func c24CompletionBatch(_ db: TestDatabase) async throws {
         let clock = ManualClock(start: try #require(APIJSON.parse("2026-03-09T10:07:05Z")))
         let hooks = RecordingHooks()
-        try await withApp(db, clock: clock, hooks: hooks, scheduler: .init(instanceID: "a-17")) { app, _ in
+        try await withApp(db, clock: clock, hooks: hooks, scheduler: .manualClock(instanceID: "a-17")) { app, _ in
             let user = try await Fixtures.user(app)
             let serviceID = try await Fixtures.service(app, name: "smtp-a")
             let t1 = try await Fixtures.task(app, user: user, recipients: 3, name: "T1", prefix: "t1-")

@@ -38,6 +38,13 @@ public struct SchedulerConfiguration: Sendable {
     /// since a batch is handed over whole: a dead instance leaves at most this many messages per
     /// connection `interrupted`.
     public var pipelineDepth: Int = 32
+    /// Most batches one service sends in one cycle while it holds the reservation, one after
+    /// another (see ``QueueScheduler/dispatch(_:on:)``); 1 gives one batch per service a cycle.
+    public var maxBatchesPerDispatch: Int = 64
+    /// Longest wall time, seconds, one service keeps sending batches in one cycle before the
+    /// loop comes back to housekeeping and releases the reservation (so other instances get a
+    /// turn and settings changes are read); a batch that started is always finished.
+    public var dispatchBudgetSeconds: Double = 1
     /// Where lease instants (claims and service reservations) come from: the database's clock by
     /// default, so instances whose clocks disagree still agree on when a lease runs out.
     public var leaseClock: LeaseClockSource = .database
@@ -130,7 +137,8 @@ public protocol MailerFactory: Sendable {
 ///    service's daily quota resets when its local quota day changes (`QuotaResetSchedule`,
 ///    correct across DST);
 /// 2. for every service that is enabled, not frozen, under quota and past `next_available_at`,
-///    in parallel: take its reservation (one atomic upsert), claim a batch of subtasks fairly in
+///    in parallel: take its reservation (one atomic upsert), then batch after batch (at most
+///    `maxBatchesPerDispatch`, for at most `dispatchBudgetSeconds`): claim a batch of subtasks fairly in
 ///    one statement — users take turns, the one served longest ago first, FIFO by task and by
 ///    recipient within a user — sized by the service's limits (``batchLimit(_:pipelineDepth:now:)``), send
 ///    them at once (at most `max_connections` in flight), record the outcomes in one
@@ -377,75 +385,114 @@ public final class QueueScheduler: Sendable {
     func dispatch(_ service: EmailService, on db: any Database) async throws -> DispatchResult {
         let sql = db.sql
         let serviceID = try service.requireID()
-        var now = clock.now()
-
         let reservations = reservations(on: sql)
-        guard try await reservations.acquire(serviceID, at: leaseInstants(on: sql, now: now)) else {
+        guard try await reservations.acquire(serviceID, at: leaseInstants(on: sql, now: clock.now())) else {
             // Another instance sends through this service now: keep none of its connections
             // open here, so its `max_connections` holds at the relay across instances.
             if let cached = cache.withLock({ $0[serviceID] }) { await cached.mailer.closeIdleConnections() }
             return DispatchResult(reservedElsewhere: true)
         }
         do {
-            let window = windows.withLock { $0[serviceID] ?? 1 }
-            let limit = min(Self.batchLimit(service, pipelineDepth: configuration.pipelineDepth, now: now), window)
-            guard limit > 0 else {
-                // Out of rate-limit tokens: wait until the next one instead of polling.
-                if let bucket = Self.rateBucket(of: service, now: now) {
-                    try await sql.raw("UPDATE email_services SET next_available_at = \(bind: bucket.nextToken(after: now)) WHERE id = \(bind: serviceID)").run()
-                }
-                try await reservations.release(serviceID)
-                return DispatchResult()
-            }
-            let claims = try await claimBatch(serviceID: serviceID, limit: limit, on: sql, now: now)
-            guard !claims.isEmpty else {
-                try await reservations.release(serviceID)
-                return DispatchResult()
-            }
-            if var bucket = Self.rateBucket(of: service, now: now) {
-                bucket.take(claims.count, at: now)
-                try await sql.raw("UPDATE email_services SET rate_tokens = \(bind: bucket.tokens), rate_tokens_at = \(bind: bucket.at) WHERE id = \(bind: serviceID)").run()
-            }
-            let mailer: any Mailer
-            do {
-                mailer = try self.mailer(for: service)
-            } catch {
-                // The service's settings are broken, not the recipients: put the claims back
-                // untouched and freeze the service until an operator fixes it.
-                try await unclaimAndFreeze(claims, service: service, reason: "\(error)", on: sql)
-                try await reservations.release(serviceID)
-                return DispatchResult(failed: claims.count)
-            }
-            let emails = claims.map { render($0, service: service) }
-            let ids = try claims.map { try $0.subtask.requireID() }
-            // From here on the subtasks may leave the building: the crash rule marks them
-            // interrupted, never pending (``housekeeping(_:report:)``).
-            try await sql.raw("""
-                UPDATE sub_tasks SET handed_over_at = \(bind: now)
-                WHERE id IN (\(binds: ids)) AND claimed_by = \(bind: configuration.instanceID) AND status = \(bind: SubTaskStatus.sending.rawValue)
-                """).run()
-            let connections = max(1, service.maxConnections)
-            let outcomes = await withLeaseRenewal(serviceID: serviceID, subtaskIDs: ids, on: sql) {
-                await Self.send(emails, through: mailer, connections: connections)
-            }
-            now = clock.now()
-            let batch = zip(outcomes, claims).map { CompletedSend(outcome: $0, claim: $1) }
-            let failed = batch.contains { effect(of: $0.outcome, attempts: $0.claim.subtask.attempts, now: now).service == .failure }
-            windows.withLock { $0[serviceID] = failed ? 1 : min(Self.maxBatch, 2 * window) }
-            do {
-                try await recordBatch(batch, service: service, on: db, now: now)
-            } catch {
-                unrecorded.withLock { kept in kept += batch.map { UnrecordedOutcome(outcome: $0.outcome, claim: $0.claim, service: service, since: now) } }
-                throw error
+            // Batch after batch while the reservation is ours (bounded by count and wall time, so
+            // the loop comes back to housekeeping and other instances get their turn): services
+            // then run independently, and one service's bookkeeping overlaps the others' sends
+            // instead of every service waiting for the slowest at the end of each cycle.
+            var service = service
+            var result = DispatchResult()
+            let deadline = ContinuousClock.now.advanced(by: .seconds(configuration.dispatchBudgetSeconds))
+            var batches = 0
+            while true {
+                let batch = try await dispatchBatch(&service, on: db)
+                result.sent += batch.sent
+                result.failed += batch.failed
+                batches += 1
+                guard batch.mayContinue, batches < configuration.maxBatchesPerDispatch, ContinuousClock.now < deadline,
+                      !Task.isShuttingDownGracefully else { break }
             }
             try await reservations.release(serviceID)
-            let sent = outcomes.filter { if case .sent = $0 { true } else { false } }.count
-            let withdrawn = outcomes.filter { if case .withdrawn = $0 { true } else { false } }.count
-            return DispatchResult(sent: sent, failed: outcomes.count - sent - withdrawn)
+            return result
         } catch {
             try? await reservations.release(serviceID)
             throw error
         }
+    }
+
+    /// What one batch of ``dispatchBatch(_:on:)`` did.
+    struct BatchResult: Sendable {
+        var sent = 0
+        var failed = 0
+        /// Whether another batch may follow at once: a full batch went out without a service
+        /// failure, and the service has no sending interval.
+        var mayContinue = false
+    }
+
+    /// One batch of `service`, whose reservation this instance holds: claims up to
+    /// ``batchLimit(_:pipelineDepth:now:)`` subtasks (and at most the service's slow-start
+    /// window) (``claimBatch(serviceID:limit:on:now:)``), spends their rate-limit tokens, marks
+    /// them handed over, sends them with at most `max_connections` in flight
+    /// (``send(_:through:connections:)``) and records the outcomes together
+    /// (``recordBatch(_:service:on:now:)``). `service` is updated with what the batch used
+    /// (quota, rate tokens), so the next batch's limit holds without reading it again.
+    func dispatchBatch(_ service: inout EmailService, on db: any Database) async throws -> BatchResult {
+        let sql = db.sql
+        let serviceID = try service.requireID()
+        var now = clock.now()
+        let window = windows.withLock { $0[serviceID] ?? 1 }
+        let limit = min(Self.batchLimit(service, pipelineDepth: configuration.pipelineDepth, now: now), window)
+        guard limit > 0 else {
+            // Out of rate-limit tokens: wait until the next one instead of polling.
+            if let bucket = Self.rateBucket(of: service, now: now) {
+                try await sql.raw("UPDATE email_services SET next_available_at = \(bind: bucket.nextToken(after: now)) WHERE id = \(bind: serviceID)").run()
+            }
+            return BatchResult()
+        }
+        let claims = try await claimBatch(serviceID: serviceID, limit: limit, on: sql, now: now)
+        guard !claims.isEmpty else { return BatchResult() }
+        if var bucket = Self.rateBucket(of: service, now: now) {
+            bucket.take(claims.count, at: now)
+            try await sql.raw("UPDATE email_services SET rate_tokens = \(bind: bucket.tokens), rate_tokens_at = \(bind: bucket.at) WHERE id = \(bind: serviceID)").run()
+            service.rateTokens = bucket.tokens
+            service.rateTokensAt = bucket.at
+        }
+        let mailer: any Mailer
+        do {
+            mailer = try self.mailer(for: service)
+        } catch {
+            // The service's settings are broken, not the recipients: put the claims back
+            // untouched and freeze the service until an operator fixes it.
+            try await unclaimAndFreeze(claims, service: service, reason: "\(error)", on: sql)
+            return BatchResult(failed: claims.count)
+        }
+        let emails = claims.map { render($0, service: service) }
+        let ids = try claims.map { try $0.subtask.requireID() }
+        // From here on the subtasks may leave the building: the crash rule marks them
+        // interrupted, never pending (``housekeeping(_:report:)``).
+        try await sql.raw("""
+            UPDATE sub_tasks SET handed_over_at = \(bind: now)
+            WHERE id IN (\(binds: ids)) AND claimed_by = \(bind: configuration.instanceID) AND status = \(bind: SubTaskStatus.sending.rawValue)
+            """).run()
+        let connections = max(1, service.maxConnections)
+        let outcomes = await withLeaseRenewal(serviceID: serviceID, subtaskIDs: ids, on: sql) {
+            await Self.send(emails, through: mailer, connections: connections)
+        }
+        now = clock.now()
+        let batch = zip(outcomes, claims).map { CompletedSend(outcome: $0, claim: $1) }
+        // A failure (or a pause) of the service: back to one message a batch, and no more
+        // batches this cycle.
+        let failed = batch.contains { [.failure, .pause].contains(effect(of: $0.outcome, attempts: $0.claim.subtask.attempts, now: now).service) }
+        windows.withLock { $0[serviceID] = failed ? 1 : min(Self.maxBatch, 2 * window) }
+        do {
+            try await recordBatch(batch, service: service, on: db, now: now)
+        } catch {
+            let kept = service
+            unrecorded.withLock { list in list += batch.map { UnrecordedOutcome(outcome: $0.outcome, claim: $0.claim, service: kept, since: now) } }
+            throw error
+        }
+        let sent = outcomes.filter { if case .sent = $0 { true } else { false } }.count
+        let withdrawn = outcomes.filter { if case .withdrawn = $0 { true } else { false } }.count
+        service.usedQuota = min(service.dailyQuota, service.usedQuota + sent)
+        return BatchResult(sent: sent, failed: outcomes.count - sent - withdrawn,
+                           mayContinue: !failed && withdrawn == 0 && claims.count == limit && service.sendingIntervalSeconds == 0)
     }
 
     /// Sends `emails` through `mailer` with at most `connections` sends in flight: one worker

@@ -122,14 +122,20 @@ enum Fixtures {
 extension SchedulerConfiguration {
     /// The test instance's settings with a pipeline depth of 1: a batch is at most
     /// `max_connections` messages, so a one-connection service sends one message per cycle.
+    /// Settings for a test driven cycle by cycle with a `ManualClock`: leases on the scheduler's
+    /// clock, and one batch per service a cycle (a cycle is the test's unit of time).
     static func manualClock(instanceID: String) -> SchedulerConfiguration {
         var config = SchedulerConfiguration(instanceID: instanceID)
         config.leaseClock = .scheduler
+        config.maxBatchesPerDispatch = 1
         return config
     }
 
+    /// `withApp`'s default: ``manualClock(instanceID:)`` as "test-instance".
+    static var testInstance: SchedulerConfiguration { manualClock(instanceID: "test-instance") }
+
     static var oneMessagePerConnection: SchedulerConfiguration {
-        var config = SchedulerConfiguration(instanceID: "test-instance")
+        var config = testInstance
         config.pipelineDepth = 1
         return config
     }

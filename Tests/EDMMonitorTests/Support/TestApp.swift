@@ -101,7 +101,7 @@ func withApp<T>(
     migrate: Bool = true,
     mailers: (any MailerFactory)? = nil,
     hooks: (any TaskMonitorHooks)? = nil,
-    scheduler: SchedulerConfiguration = SchedulerConfiguration(instanceID: "test-instance"),
+    scheduler: SchedulerConfiguration = .testInstance,
     sqliteFile: Bool = false,
     adjust: (inout Settings) -> Void = { _ in },
     _ test: (Application, Settings) async throws -> T
