@@ -111,7 +111,8 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     try app.register(collection: SilencesController(clock: clock))
     try app.register(collection: PerformanceMetricsController(clock: clock, store: metricStore, systemMonitor: systemMonitor))
     try app.register(collection: PrometheusMetricsController(
-        apiMetrics: apiMetrics, systemMonitor: systemMonitor, alerting: alerting, registry: services.prometheusRegistry
+        apiMetrics: apiMetrics, systemMonitor: systemMonitor, alerting: alerting, registry: services.prometheusRegistry,
+        taskMonitor: taskMonitor
     ))
     try app.register(collection: MonitoringConfigController(monitoring: monitoring))
     try app.register(collection: TokensController(clock: clock))
