@@ -172,24 +172,26 @@ struct HealthProbeTests {
     func waiting() async throws {
         let clock = ManualClock()
         let probe = ScriptedProbe()
-        try await withProbedApp(.sqlite, clock: clock, probe: probe) { app in
-            let checker = app.edm.health
-            _ = try await health(app, .ok)
+        try await withApp(.sqlite, clock: clock) { app, _ in
+            // A timeout far beyond the test, so that only the injected clock matters.
+            let checker = HealthChecker(clock: clock, startedAt: clock.now(), timeoutSeconds: 86_400, probe: probe.probe)
+            #expect(await checker.report(database: app.db).status == .healthy)
             probe.next(.hang)
             let running = Task { await checker.probeOnce(database: app.db) }
             await probe.await(started: 2)
             // Within the slow threshold the last answer stands.
             clock.advance(by: 0.4)
-            #expect(try await health(app, .ok).status == "healthy")
+            #expect(await checker.report(database: app.db).status == .healthy)
             clock.advance(by: 1.1)
-            let body = try await health(app, .ok)
-            #expect(body.status == "degraded")
-            #expect(body.checks["database"]?.latency_ms == 1500)
-            #expect(body.checks["database"]?.error?.contains("waiting") == true)
+            let report = await checker.report(database: app.db)
+            #expect(report.status == .degraded)
+            #expect(report.checks["database"]?.latencyMs == 1500)
+            #expect(report.checks["database"]?.error?.contains("waiting") == true)
+            #expect(probe.calls == 2, "a report never starts a probe while one runs")
             probe.releaseAll()
             let check = await running.value
             #expect(check.status == .healthy)
-            #expect(try await health(app, .ok).checks["database"]?.latency_ms == 4)
+            #expect(await checker.report(database: app.db).checks["database"]?.latencyMs == 4)
         }
     }
 
