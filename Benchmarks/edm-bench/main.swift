@@ -247,7 +247,8 @@ func memoryBenchmark() async throws {
 }
 
 /// Benchmark 5's reference server: the application as `serve` configures it (system monitor
-/// running, so `/api/monitoring/system-health` has its cached snapshot), plus `GET /bench/bare`,
+/// running, so `/api/monitoring/system-health` has its cached snapshot; the health probe loop
+/// running, so `/api/monitoring/health` answers from its last result), plus `GET /bench/bare`,
 /// a bare Vapor route answering a constant string, in the same build.
 func serveBare() async throws {
     let port = intOption("port", 8089)
@@ -259,8 +260,16 @@ func serveBare() async throws {
         await systemMonitor.cycle()
     }
     let monitor = Task { try await loop.run() }
+    // As `serve` runs it: /api/monitoring/health answers from this probe's last result.
+    let health = app.edm.health
+    let probeLoop = PeriodicService(name: "health probe", interval: { HealthChecker.probeIntervalSeconds }, logger: Logger(label: "bench.health")) { [weak app] in
+        guard let database = app?.db else { return }
+        await health.probeOnce(database: database)
+    }
+    let probe = Task { try await probeLoop.run() }
     try await app.execute()
     monitor.cancel()
+    probe.cancel()
     try await app.asyncShutdown()
 }
 

@@ -185,11 +185,12 @@ struct AlertingTests {
     func restart(_ db: TestDatabase) async throws {
         let clock = ManualClock()
         try await withApp(db, clock: clock, sqliteFile: true) { app, settings in
+            // A metric no default rule watches, so that only this rule fires.
             _ = try await Self.createRule(app, [
-                "name": "slow", "metric_name": "edm_db_query_latency_seconds", "condition_type": "threshold", "comparison_operator": ">",
+                "name": "slow", "metric_name": "edm_test_latency_seconds", "condition_type": "threshold", "comparison_operator": ">",
                 "threshold_value": 1, "time_window_minutes": 1, "for_minutes": 1, "severity": "warning",
             ])
-            try await Self.point(app, "edm_db_query_latency_seconds", 2, at: clock.now())
+            try await Self.point(app, "edm_test_latency_seconds", 2, at: clock.now())
             _ = try await app.edm.alerting.evaluateOnce()
             // A second process on the same database (the restarted one) continues the pending state.
             let restarted = try await Application.make(.testing)
@@ -197,11 +198,11 @@ struct AlertingTests {
                 try await configure(restarted, settings: settings, dependencies: .init(clock: clock))
                 // The old process is gone; its evaluator lease (3 × 30 s) lapses, then the new one evaluates.
                 clock.advance(by: 91)
-                try await Self.point(app, "edm_db_query_latency_seconds", 2, at: clock.now())
+                try await Self.point(app, "edm_test_latency_seconds", 2, at: clock.now())
                 let report = try await restarted.edm.alerting.evaluateOnce()
                 #expect(report.firing == 1, "for should count from the first evaluation before the restart")
                 clock.advance(by: 30)
-                try await Self.point(app, "edm_db_query_latency_seconds", 2, at: clock.now())
+                try await Self.point(app, "edm_test_latency_seconds", 2, at: clock.now())
                 let again = try await restarted.edm.alerting.evaluateOnce()
                 #expect(again.firing == 0)
             } catch {

@@ -5,13 +5,17 @@ endpoint against a bare Vapor route of the same build.
 Starts `edm-bench serve-bare` (the application as `serve` configures it, system monitor
 running, plus `GET /bench/bare` answering a constant) on a fresh SQLite file, then runs wrk
 (loopback, bounded by --seconds) against, in rotating order each pair:
-  GET /api/monitoring/health          (checks the database: one query per request)
+  GET /api/monitoring/health          (the background database probe's last result, no query)
   GET /api/monitoring/system-health   (the system monitor's cached snapshot, no query)
   GET /bench/bare                     (Vapor's floor)
 Figures: each endpoint's req/s over the bare route's in the same pair; median, min, max.
 
   swift build -c release --package-path Benchmarks --scratch-path .build   # builds edm-bench
   python3 scripts/bench/http_rate.py --pairs 5 --seconds 10 --connections 32
+  python3 scripts/bench/http_rate.py --pairs 5 --seconds 10 --connections 200 --name http200   # the 200-client run
+
+Non-2xx answers are counted per endpoint (`non_2xx`): health must answer 0 x 503 while the
+database works.
 """
 from __future__ import annotations
 
@@ -41,6 +45,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=5)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--name", default="http", help="result file name under scripts/bench/results/")
     args = parser.parse_args()
     bench = os.environ.get("EDM_BENCH_BIN", str(ROOT / ".build" / "release" / "edm-bench"))
     if not os.path.exists(bench):
@@ -61,7 +66,7 @@ def main() -> None:
                 log(f"pair {pair + 1}: {name:6} {r['rps']:.0f} req/s, p99 {r['p99_ms']} ms, non-2xx {r['non_2xx']}")
                 results[name].append(r)
     ratio = lambda name: median_summary([a["rps"] / b["rps"] for a, b in zip(results[name], results["bare"])])
-    write_result("http", {
+    write_result(args.name, {
         "pairs": args.pairs, "seconds": args.seconds, "connections": args.connections,
         "rps": {name: median_summary([r["rps"] for r in rs]) for name, rs in results.items()},
         "p99_ms": {name: median_summary([r["p99_ms"] for r in rs]) for name, rs in results.items()},

@@ -102,15 +102,7 @@ struct APIErrorMiddleware: AsyncMiddleware {
         do {
             return try await next.respond(to: request)
         } catch {
-            var apiError = Self.map(error)
-            var allowed: [String] = []
-            if error is RouteNotFound {
-                // The path exists under other methods: 405 with Allow (RFC 9110 §15.5.6).
-                allowed = Self.methods(matching: request.url.path, in: request.application.routes)
-                if !allowed.isEmpty {
-                    apiError = APIError(.methodNotAllowed, .methodNotAllowed, "\(request.method.rawValue) is not allowed here; allowed: \(allowed.joined(separator: ", "))")
-                }
-            }
+            let (apiError, allowed, _) = Self.answer(to: error, for: request)
             if let domain = error as? any DomainError {
                 request.logger.log(level: domain.logLevel, "request rejected", metadata: ["code": "\(apiError.code.rawValue)", "message": "\(apiError.message)"])
             } else if apiError.status.code >= 500 {
@@ -124,16 +116,36 @@ struct APIErrorMiddleware: AsyncMiddleware {
         }
     }
 
-    /// The methods of the routes whose pattern matches `path` (constants equal, `:parameter`
-    /// any one component, `*` any one, `**` the rest), sorted; HEAD is implied by GET.
-    static func methods(matching path: String, in routes: Routes) -> [String] {
-        let parts = path.split(separator: "/").map(String.init)
+    /// What `error` thrown for `request` is answered with: the API error, the `Allow` methods
+    /// (non-empty only for a 405) and, for a 405, the route pattern of the path (`/api/tasks/:id`).
+    /// An unknown route whose path exists under other methods is 405 with `Allow`
+    /// (RFC 9110 §15.5.6), not 404. ``APIMetricsMiddleware`` records the same status and pattern.
+    static func answer(to error: any Error, for request: Request) -> (error: APIError, allowed: [String], route: String?) {
+        guard error is RouteNotFound else { return (map(error), [], nil) }
+        let matching = routes(matching: request.url.path, in: request.application.routes)
+        guard !matching.isEmpty else { return (map(error), [], nil) }
         var methods = Set<String>()
-        for route in routes.all where matches(route.path, parts) {
+        for route in matching {
             methods.insert(route.method.rawValue)
             if route.method == .GET { methods.insert("HEAD") }
         }
-        return methods.sorted()
+        let allowed = methods.sorted()
+        // The most specific pattern: most constant components (`/api/tasks/stats` over `/api/tasks/:id`).
+        let best = matching.max { constants($0.path) < constants($1.path) }!
+        let pattern = "/" + best.path.map(\.description).joined(separator: "/")
+        let apiError = APIError(.methodNotAllowed, .methodNotAllowed, "\(request.method.rawValue) is not allowed here; allowed: \(allowed.joined(separator: ", "))")
+        return (apiError, allowed, pattern)
+    }
+
+    /// The routes, under any method, whose pattern matches `path` (constants equal,
+    /// `:parameter` any one component, `*` any one, `**` the rest).
+    private static func routes(matching path: String, in routes: Routes) -> [Route] {
+        let parts = path.split(separator: "/").map(String.init)
+        return routes.all.filter { matches($0.path, parts) }
+    }
+
+    private static func constants(_ pattern: [PathComponent]) -> Int {
+        pattern.filter { if case .constant = $0 { true } else { false } }.count
     }
 
     private static func matches(_ pattern: [PathComponent], _ parts: [String]) -> Bool {

@@ -7,9 +7,11 @@ import Vapor
 /// (``PrometheusTextFormat``), for a Prometheus server to scrape.
 ///
 /// Families: the API figures from ``APIMetricsRecorder`` (`edm_api_requests_total` counter,
-/// `edm_api_request_duration_seconds` histogram, `edm_api_error_rate_percent` gauge) and every
-/// point of the latest ``SystemMonitorService`` cycle (host, process, database, queue), as a
-/// counter when its name ends in `_total`, else a gauge. Before the first cycle only the API
+/// `edm_api_request_duration_seconds` histogram, `edm_api_error_rate_percent` gauge), every
+/// point of the latest ``SystemMonitorService`` cycle (host, process, database, and the queue,
+/// sending and alert figures of ``QueueCollector``), as a counter when its name ends in
+/// `_total`, else a gauge, and `edm_tasks_stuck` from the task monitor's memory. A scrape runs
+/// no database query: the collectors' few aggregate queries run on their own interval. Before the first cycle only the API
 /// families are present. After them comes the swift-prometheus registry that swift-metrics
 /// reports into (``SwiftMetricsBridge``).
 struct PrometheusMetricsController: RouteCollection {
@@ -21,6 +23,8 @@ struct PrometheusMetricsController: RouteCollection {
     let alerting: AlertManagerService
     /// What swift-metrics reports into.
     let registry: PrometheusCollectorRegistry
+    /// The stuck tasks of its last detection (kept in memory).
+    let taskMonitor: TaskMonitorService
 
     func boot(routes: any RoutesBuilder) throws {
         routes.get("metrics", use: metrics)
@@ -33,6 +37,7 @@ struct PrometheusMetricsController: RouteCollection {
         families.append(PrometheusMetricFamily(
             name: "edm_alert_evaluation_failing", help: "1 when the last alert evaluation failed, else 0.", type: .gauge,
             samples: [PrometheusSample(value: alerting.lastEvaluationError == nil ? 0 : 1)]))
+        families.append(Self.stuckTasks(taskMonitor.stuckTasks.values))
         var text: String
         do {
             text = try PrometheusTextFormat.encode(families)
@@ -88,7 +93,25 @@ struct PrometheusMetricsController: RouteCollection {
         "edm_queue_active_tasks": "Tasks queued or sending.",
         "edm_queue_services": "Email services by state.",
         "edm_queue_active_reservations": "Service reservations (leases) not yet expired.",
+        "edm_queue_pending_subtasks": "Pending subtasks of tasks that may send now (queued or sending, due).",
+        "edm_queue_oldest_wait_seconds": "Seconds since the oldest pending subtask of a task that may send became eligible; 0 when none.",
+        "edm_emails_sent_total": "Emails sent, by email service (subtasks in status sent).",
+        "edm_emails_failed_total": "Emails failed, by email service and kind (cancelled, interrupted, rejected).",
+        "edm_tasks": "Tasks by state.",
+        "edm_email_service_state": "1 for the email service's current state (available, paced, quota_exhausted, frozen, disabled), 0 for the others.",
+        "edm_email_service_quota_remaining": "Emails the service may still send today (daily quota minus used).",
+        "edm_alerts": "Open alert episodes by state (firing, acknowledged, suppressed) and severity.",
     ]
+
+    /// `edm_tasks_stuck{reason}`: tasks the task monitor's last detection found stuck, by
+    /// ``StuckReason`` (every reason, 0 included); from memory, no query.
+    static func stuckTasks(_ stuck: some Sequence<StuckTask>) -> PrometheusMetricFamily {
+        var byReason: [StuckReason: Int] = [:]
+        for task in stuck { byReason[task.reason, default: 0] += 1 }
+        return PrometheusMetricFamily(
+            name: "edm_tasks_stuck", help: "Tasks that can send, have work left and sent nothing for stuck_threshold_seconds, by reason.", type: .gauge,
+            samples: StuckReason.allCases.map { PrometheusSample(labels: ["reason": $0.rawValue], value: Double(byReason[$0] ?? 0)) })
+    }
 
     /// The families to expose.
     static func families(api: APIMetricsRecorder, snapshot: SystemSnapshot?) -> [PrometheusMetricFamily] {

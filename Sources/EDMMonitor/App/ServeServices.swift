@@ -32,10 +32,13 @@ struct ShutdownNotice: Service {
 }
 
 /// The loops `serve` runs, in start order (the group stops them in reverse order). The
-/// scheduler is always there; the monitors only with monitoring on (`EDM_MONITORING`).
+/// scheduler and the health probe are always there; the monitors only with monitoring on
+/// (`EDM_MONITORING`).
 ///
 /// - scheduler: `QueueScheduler.runOnce()`, again at once after a cycle that sent, else after
 ///   `idleDelaySeconds()` (until a service is available again, at most `idleDelay`); after the shutdown signal a cycle claims nothing new (``QueueScheduler``).
+/// - health probe: `HealthChecker.probeOnce(database:)` every `probeIntervalSeconds` (1 s);
+///   `GET /api/monitoring/health` answers from its last result.
 /// - task monitor: `TaskMonitorService.runOnce()` every `detectionIntervalSeconds`.
 /// - system monitor: `SystemMonitorService.cycle()` every `interval` seconds.
 /// - alert evaluation: `AlertManagerService.evaluateOnceRecordingErrors()` every
@@ -56,6 +59,13 @@ func backgroundServices(_ app: Application, services: AppServices, settings: Set
             moreWork: { try await scheduler.runOnce().dispatched > 0 }
         ),
     ]
+    // The health endpoint answers from this probe's last result (HealthChecker), so it runs
+    // with monitoring off too.
+    let health = services.health
+    loops.append(PeriodicService(name: "health probe", interval: { HealthChecker.probeIntervalSeconds }, logger: Logger(label: "edm.health")) { [weak app] in
+        guard let database = app?.db else { return }
+        await health.probeOnce(database: database)
+    })
     guard settings.monitoringEnabled else { return loops }
     let taskMonitor = services.taskMonitor, alerting = services.alerting, monitoring = services.monitoring
     let systemMonitor = services.systemMonitor, store = services.metricStore

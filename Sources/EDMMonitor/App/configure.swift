@@ -14,13 +14,17 @@ public struct AppDependencies: Sendable {
     public var taskHooks: (any TaskMonitorHooks)?
     /// Makes mailers; `nil` uses the real SMTP, HTTP and dry-run mailers.
     public var mailers: (any MailerFactory)?
+    /// The health check's database probe; `nil` uses ``HealthChecker/standardProbe``.
+    public var healthProbe: HealthChecker.DatabaseProbe?
 
     /// Real dependencies: the system clock and default scheduler settings.
-    public init(clock: any WallClock = SystemClock(), scheduler: SchedulerConfiguration = .init(), taskHooks: (any TaskMonitorHooks)? = nil, mailers: (any MailerFactory)? = nil) {
+    public init(clock: any WallClock = SystemClock(), scheduler: SchedulerConfiguration = .init(), taskHooks: (any TaskMonitorHooks)? = nil, mailers: (any MailerFactory)? = nil,
+                healthProbe: HealthChecker.DatabaseProbe? = nil) {
         self.clock = clock
         self.scheduler = scheduler
         self.taskHooks = taskHooks
         self.mailers = mailers
+        self.healthProbe = healthProbe
     }
 }
 
@@ -90,7 +94,7 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
         clock: clock, taskHooks: hooks, scheduler: scheduler, taskMonitor: taskMonitor, alerting: alerting,
         monitoring: monitoring, outbound: outbound, metricStore: metricStore, systemMonitor: systemMonitor,
         apiMetrics: apiMetrics, prometheusRegistry: PrometheusCollectorRegistry(),
-        health: HealthChecker(clock: clock, startedAt: clock.now(), alerting: alerting),
+        health: HealthChecker(clock: clock, startedAt: clock.now(), alerting: alerting, probe: dependencies.healthProbe),
         emailServices: EmailServiceCatalog(clock: clock, outbound: outbound),
         authentication: AuthenticationState()
     )
@@ -107,7 +111,8 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     try app.register(collection: SilencesController(clock: clock))
     try app.register(collection: PerformanceMetricsController(clock: clock, store: metricStore, systemMonitor: systemMonitor))
     try app.register(collection: PrometheusMetricsController(
-        apiMetrics: apiMetrics, systemMonitor: systemMonitor, alerting: alerting, registry: services.prometheusRegistry
+        apiMetrics: apiMetrics, systemMonitor: systemMonitor, alerting: alerting, registry: services.prometheusRegistry,
+        taskMonitor: taskMonitor
     ))
     try app.register(collection: MonitoringConfigController(monitoring: monitoring))
     try app.register(collection: TokensController(clock: clock))

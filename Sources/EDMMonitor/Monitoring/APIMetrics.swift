@@ -8,7 +8,8 @@ import Vapor
 /// 5xx share over a sliding window.
 ///
 /// Routes are recorded by their pattern (`/api/tasks/:id`), never the raw path, so the label
-/// set stays bounded; requests that match no route are recorded under `unmatched`.
+/// set stays bounded; a known path under a method it does not serve is recorded as 405 under
+/// its route's pattern; requests whose path matches no route are recorded under `unmatched`.
 /// Thread-safe (one mutex); a failure to record never affects the request (STYLE.md §8).
 public final class APIMetricsRecorder: Sendable {
     /// Upper bounds of the latency histogram buckets, seconds (Prometheus client defaults).
@@ -113,12 +114,16 @@ struct APIMetricsMiddleware: AsyncMiddleware {
             recorder.record(method: request.method.rawValue, route: route, status: Int(response.status.code), seconds: seconds())
             return response
         } catch {
-            recorder.record(method: request.method.rawValue, route: route, status: Int(APIErrorMiddleware.map(error).status.code), seconds: seconds())
+            // The status and pattern the error middleware answers with: a known path under
+            // another method is a 405 on its route, not a 404 `unmatched`.
+            let answer = APIErrorMiddleware.answer(to: error, for: request)
+            recorder.record(method: request.method.rawValue, route: answer.route ?? route, status: Int(answer.error.status.code), seconds: seconds())
             throw error
         }
     }
 
-    /// `/api/tasks/:id` for a matched route, `unmatched` otherwise.
+    /// `/api/tasks/:id` for a matched route, `unmatched` otherwise (a 405's pattern comes from
+    /// ``APIErrorMiddleware/answer(to:for:)``).
     static func pattern(of request: Request) -> String {
         guard let route = request.route else { return "unmatched" }
         return "/" + route.path.map(\.description).joined(separator: "/")

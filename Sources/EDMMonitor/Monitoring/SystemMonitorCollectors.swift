@@ -162,10 +162,26 @@ public struct DatabaseCollector: MetricCollector {
     }
 }
 
-/// Queue figures from the sending tables: `edm_queue_subtasks` (count, tag `status` — every
-/// status, 0 included), `edm_queue_active_tasks` (count; tasks `queued` or `sending`),
-/// `edm_queue_services` (count, tag `state` — every ``ServiceState``, 0 included) and
-/// `edm_queue_active_reservations` (count; leases not yet expired at `now`).
+/// Queue, sending and alert figures from the database, a few aggregate queries a cycle (never
+/// one per task), so that `GET /metrics` exposes them without querying at scrape time (issue #17).
+///
+/// | name | unit | labels | what |
+/// |---|---|---|---|
+/// | `edm_queue_subtasks` | count | `status` (every status, 0 included) | subtasks by status |
+/// | `edm_queue_active_tasks` | count | | tasks `queued` or `sending` |
+/// | `edm_queue_services` | count | `state` (every ``ServiceState``, 0 included) | email services by state |
+/// | `edm_queue_active_reservations` | count | | service leases not yet expired at `now` |
+/// | `edm_queue_pending_subtasks` | count | | pending subtasks of tasks that may send now (`queued`/`sending`, due) |
+/// | `edm_queue_oldest_wait_seconds` | seconds | | `now` − the earliest instant one of those became eligible (max(task created, scheduled)); 0 when none |
+/// | `edm_emails_sent_total` | count | `service` (name; `none` without one) | subtasks sent, ever (a counter: only grows) |
+/// | `edm_emails_failed_total` | count | `service`, `kind` | subtasks failed, ever; `kind` is `cancelled` (task cancelled), `interrupted` (instance died mid-send) or `rejected` (refused, or retries used up) |
+/// | `edm_tasks` | count | `state` (every task status, 0 included) | tasks by status |
+/// | `edm_email_service_state` | none | `service`, `state` (every ``ServiceState``) | 1 for the service's state, 0 for the others |
+/// | `edm_email_service_quota_remaining` | count | `service` | daily quota − used today, at least 0 |
+/// | `edm_alerts` | count | `state` (`firing`, `acknowledged`, `suppressed`), `severity` (every severity, 0 included) | open alert episodes (the API's `active` is `firing`) |
+///
+/// Labels are bounded: service names (as many as the operator made), fixed state sets; never a
+/// task id or an address.
 public struct QueueCollector: MetricCollector {
     public let name = "queue"
     let database: @Sendable () -> any Database
@@ -175,31 +191,110 @@ public struct QueueCollector: MetricCollector {
         self.database = database
     }
 
+    /// The `kind` label of a failed subtask, from the reason the scheduler or task service
+    /// wrote (`last_error`).
+    public enum FailureKind: String, CaseIterable, Sendable {
+        case cancelled, interrupted, rejected
+    }
+
+    /// The `state` label of an open alert episode, by ``AlertHistory/Status``.
+    static let alertStates: [(label: String, status: AlertHistory.Status)] = [("firing", .active), ("acknowledged", .acknowledged), ("suppressed", .suppressed)]
+
+    private struct SubtaskCount: Decodable { var status: String; var service_id: UUID?; var kind: String; var n: Int }
     private struct StatusCount: Decodable { var status: String; var n: Int }
     private struct Count: Decodable { var n: Int }
+    private struct Pending: Decodable { var n: Int; var since: Date? }
+    private struct AlertCount: Decodable { var status: String; var severity: String; var n: Int }
 
     public func collect(now: Date) async throws -> [MetricPoint] {
         let db = database()
         let sql = db.sql
         var points: [MetricPoint] = []
-        let subtasks = try await sql.raw("SELECT status, COUNT(*) AS n FROM \(ident: SubTaskRecord.schema) GROUP BY status").all(decoding: StatusCount.self)
-        let byStatus = Dictionary(subtasks.map { ($0.status, $0.n) }, uniquingKeysWith: +)
-        for status in SubTaskRecord.Status.allCases {
-            points.append(MetricPoint(name: "edm_queue_subtasks", value: Double(byStatus[status.rawValue] ?? 0), unit: "count", tags: ["status": status.rawValue], timestamp: now))
+        func point(_ name: String, _ value: Double, _ unit: String, _ tags: [String: String] = [:]) {
+            points.append(MetricPoint(name: name, value: value, unit: unit, tags: tags, timestamp: now))
         }
-        let active = try await sql.raw("""
-            SELECT COUNT(*) AS n FROM \(ident: TaskRecord.schema) WHERE status IN (\(bind: TaskRecord.Status.queued.rawValue), \(bind: TaskRecord.Status.sending.rawValue))
-            """).first(decoding: Count.self)?.n ?? 0
-        points.append(MetricPoint(name: "edm_queue_active_tasks", value: Double(active), unit: "count", timestamp: now))
+        let services = try await EmailService.query(on: db).all()
+        let serviceNames = Dictionary(services.compactMap { s in s.id.map { ($0, s.name) } }, uniquingKeysWith: { first, _ in first })
+        func serviceLabel(_ id: UUID?) -> String {
+            guard let id else { return "none" }
+            return String((serviceNames[id] ?? "unknown").prefix(MetricStore.maxTagValueLength))
+        }
+
+        // One scan of sub_tasks: by status, and for sent and failed by service and failure kind.
+        let failed = SubTaskRecord.Status.failed.rawValue
+        let subtasks = try await sql.raw("""
+            SELECT status, service_id,
+                   CASE WHEN status <> \(bind: failed) THEN '' WHEN last_error = \(bind: FailureKind.cancelled.rawValue) THEN \(bind: FailureKind.cancelled.rawValue)
+                        WHEN last_error = \(bind: FailureKind.interrupted.rawValue) THEN \(bind: FailureKind.interrupted.rawValue) ELSE \(bind: FailureKind.rejected.rawValue) END AS kind,
+                   COUNT(*) AS n
+            FROM \(ident: SubTaskRecord.schema) GROUP BY 1, 2, 3
+            """).all(decoding: SubtaskCount.self)
+        var byStatus: [String: Int] = [:]
+        var sent: [String: Int] = [:]
+        var failures: [String: [String: Int]] = [:]
+        for row in subtasks {
+            byStatus[row.status, default: 0] += row.n
+            if row.status == SubTaskRecord.Status.sent.rawValue { sent[serviceLabel(row.service_id), default: 0] += row.n }
+            if row.status == failed { failures[serviceLabel(row.service_id), default: [:]][row.kind, default: 0] += row.n }
+        }
+        for status in SubTaskRecord.Status.allCases {
+            point("edm_queue_subtasks", Double(byStatus[status.rawValue] ?? 0), "count", ["status": status.rawValue])
+        }
+        // Every service gets its series from the start, so a rate over them has a first sample at 0.
+        for name in Set(services.map { serviceLabel($0.id) }).union(sent.keys).union(failures.keys).sorted() {
+            point("edm_emails_sent_total", Double(sent[name] ?? 0), "count", ["service": name])
+            for kind in FailureKind.allCases {
+                point("edm_emails_failed_total", Double(failures[name]?[kind.rawValue] ?? 0), "count", ["service": name, "kind": kind.rawValue])
+            }
+        }
+
+        let active = [TaskRecord.Status.queued.rawValue, TaskRecord.Status.sending.rawValue]
+        let tasks = try await sql.raw("SELECT status, COUNT(*) AS n FROM \(ident: TaskRecord.schema) GROUP BY status").all(decoding: StatusCount.self)
+        let tasksByStatus = Dictionary(tasks.map { ($0.status, $0.n) }, uniquingKeysWith: +)
+        point("edm_queue_active_tasks", Double(active.map { tasksByStatus[$0] ?? 0 }.reduce(0, +)), "count")
+        for status in TaskRecord.Status.allCases {
+            point("edm_tasks", Double(tasksByStatus[status.rawValue] ?? 0), "count", ["state": status.rawValue])
+        }
+
+        // The queue that can move now: pending subtasks of active, due tasks, and how long the
+        // oldest of them has been eligible.
+        let pending = try await sql.raw("""
+            SELECT COUNT(*) AS n,
+                   MIN(CASE WHEN t.scheduled_at IS NOT NULL AND t.scheduled_at > t.created_at THEN t.scheduled_at ELSE t.created_at END) AS since
+            FROM \(ident: SubTaskRecord.schema) s JOIN \(ident: TaskRecord.schema) t ON t.id = s.task_id
+            WHERE s.status = \(bind: SubTaskRecord.Status.pending.rawValue) AND t.status IN (\(binds: active))
+              AND (t.scheduled_at IS NULL OR t.scheduled_at <= \(bind: now))
+            """).first(decoding: Pending.self)
+        point("edm_queue_pending_subtasks", Double(pending?.n ?? 0), "count")
+        point("edm_queue_oldest_wait_seconds", max(0, pending?.since.map { now.timeIntervalSince($0) } ?? 0), "seconds")
+
         var byState: [ServiceState: Int] = [:]
-        for service in try await EmailService.query(on: db).all() {
-            byState[ServiceState.of(service, now: now), default: 0] += 1
+        for service in services {
+            let state = ServiceState.of(service, now: now)
+            byState[state, default: 0] += 1
+            let label = serviceLabel(service.id)
+            for candidate in ServiceState.allCases {
+                point("edm_email_service_state", candidate == state ? 1 : 0, "none", ["service": label, "state": candidate.rawValue])
+            }
+            point("edm_email_service_quota_remaining", Double(max(0, service.dailyQuota - service.usedQuota)), "count", ["service": label])
         }
         for state in ServiceState.allCases {
-            points.append(MetricPoint(name: "edm_queue_services", value: Double(byState[state] ?? 0), unit: "count", tags: ["state": state.rawValue], timestamp: now))
+            point("edm_queue_services", Double(byState[state] ?? 0), "count", ["state": state.rawValue])
         }
         let leases = try await sql.raw("SELECT COUNT(*) AS n FROM \(ident: ServiceReservation.schema) WHERE expires_at > \(bind: now)").first(decoding: Count.self)?.n ?? 0
-        points.append(MetricPoint(name: "edm_queue_active_reservations", value: Double(leases), unit: "count", timestamp: now))
+        point("edm_queue_active_reservations", Double(leases), "count")
+
+        let alerts = try await sql.raw("""
+            SELECT h.status AS status, r.severity AS severity, COUNT(*) AS n
+            FROM \(ident: AlertHistory.schema) h JOIN \(ident: AlertRule.schema) r ON r.id = h.rule_id
+            WHERE h.resolved_at IS NULL GROUP BY h.status, r.severity
+            """).all(decoding: AlertCount.self)
+        for (label, status) in Self.alertStates {
+            for severity in AlertRule.Severity.allCases {
+                let n = alerts.filter { $0.status == status.rawValue && $0.severity == severity.rawValue }.map(\.n).reduce(0, +)
+                point("edm_alerts", Double(n), "count", ["state": label, "severity": severity.rawValue])
+            }
+        }
         return points
     }
 }
