@@ -6,6 +6,12 @@ import SQLKit
 /// `MetricStore.query` answers from the index alone: an SQLite covering index, a PostgreSQL
 /// `INCLUDE` index (index-only scans once the visibility map is set by (auto)vacuum).
 /// The old index had the same leading columns, so ingest maintains no more indexes than before.
+///
+/// On PostgreSQL it also drops the rollup tables' GIN index on `tags`: every query names its
+/// metric, so the covering index already narrows a query to that metric's rows in the range
+/// (at most series × buckets) and a tag filter (`tags @> …`) only tests those; the GIN index
+/// was the costliest write of an ingest (one entry per tag key and value, twice per point) and
+/// no plan needs it. The raw table keeps its GIN index.
 struct AddCoveringIndexToMetricRollups: AsyncMigration {
     var name: String { "AddCoveringIndexToMetricRollups" }
 
@@ -19,6 +25,7 @@ struct AddCoveringIndexToMetricRollups: AsyncMigration {
             let index = "\(table)_query_covering_idx"
             switch SQLDialectKind(sql) {
             case .postgres:
+                try await sql.drop(index: "\(table)_tags_gin_idx").run()
                 var query: SQLQueryString = "CREATE INDEX \(ident: index) ON \(ident: table) (metric_name, bucket_start) INCLUDE ("
                 for (offset, column) in Self.payload.enumerated() {
                     if offset > 0 { query += ", " }
@@ -39,6 +46,9 @@ struct AddCoveringIndexToMetricRollups: AsyncMigration {
         for table in MetricRollupTable.allCases.map(\.schema) {
             try await sql.drop(index: "\(table)_query_covering_idx").run()
             try await MigrationSQL.index(sql, "\(table)_metric_name_bucket_start_idx", on: table, "metric_name", "bucket_start")
+            if SQLDialectKind(sql) == .postgres {
+                try await sql.raw("CREATE INDEX \(ident: table + "_tags_gin_idx") ON \(ident: table) USING GIN (tags)").run()
+            }
         }
     }
 }
