@@ -9,8 +9,9 @@ import Vapor
 ///   (Fetch Metadata, https://www.w3.org/TR/fetch-metadata/; RFC 6454 origins). Clients that are
 ///   not browsers send neither header and pass;
 /// - a body whose `Content-Type` is not `application/json` (or `text/csv`, which task creation
-///   takes) is 415 `unsupported_media_type`: HTML forms can post `x-www-form-urlencoded`,
-///   `multipart/form-data` and `text/plain` to any site without a preflight, JSON they cannot.
+///   takes; `text/plain` on the Pushgateway push, `/metrics/job/…`) is 415 `unsupported_media_type`:
+///   HTML forms can post `x-www-form-urlencoded`, `multipart/form-data` and `text/plain` to any
+///   site without a preflight, JSON they cannot.
 struct CrossSiteRequestMiddleware: AsyncMiddleware {
     static let acceptedBodyTypes: Set<String> = ["application/json", "text/csv"]
 
@@ -26,7 +27,10 @@ struct CrossSiteRequestMiddleware: AsyncMiddleware {
             || (request.body.data?.readableBytes ?? 0) > 0
         if hasBody {
             let type = request.headers.contentType.map { "\($0.type)/\($0.subType)".lowercased() } ?? ""
-            guard Self.acceptedBodyTypes.contains(type) else {
+            // Pushgateway clients send the text format as `text/plain`; the Origin and
+            // Sec-Fetch-Site checks above still refuse a browser's cross-site form post there.
+            let isPush = type == "text/plain" && request.url.path.hasPrefix("/metrics/job/")
+            guard Self.acceptedBodyTypes.contains(type) || isPush else {
                 throw APIError(.unsupportedMediaType, .unsupportedMediaType, "the body must be application/json (text/csv for task imports), not \(type.isEmpty ? "untyped" : type)")
             }
         }

@@ -110,6 +110,7 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     try app.register(collection: AlertsController(clock: clock, outbound: services.outbound, alerting: services.alerting))
     try app.register(collection: SilencesController(clock: clock))
     try app.register(collection: PerformanceMetricsController(clock: clock, store: metricStore, systemMonitor: systemMonitor))
+    try app.register(collection: PushgatewayController(clock: clock, store: metricStore))
     try app.register(collection: PrometheusMetricsController(
         apiMetrics: apiMetrics, systemMonitor: systemMonitor, alerting: alerting, registry: services.prometheusRegistry,
         taskMonitor: taskMonitor
@@ -161,6 +162,7 @@ public enum RouteCatalog {
         "POST /api/monitoring/silences/:id/expire",
         "POST /api/monitoring/performance-metrics", "GET /api/monitoring/performance-metrics", "GET /api/monitoring/metric-names",
         "GET /api/monitoring/system-health", "GET /metrics",
+        "PUT /metrics/job/:job", "POST /metrics/job/:job", "PUT /metrics/job/:job/**", "POST /metrics/job/:job/**",
         "GET /api/monitoring/config", "PUT /api/monitoring/config", "GET /api/monitoring/config/changes",
         "POST /api/tokens", "GET /api/tokens", "GET /api/tokens/:id", "POST /api/tokens/:id/revoke",
         "GET /", "GET /assets/:name", "GET /openapi.yaml",

@@ -174,12 +174,21 @@ extension MetricStore {
             """).all(decoding: RawRow.self)
         guard rows.count <= configuration.maxRawRowsPerQuery else { throw MetricQueryError.tooManyRows(limit: configuration.maxRawRowsPerQuery) }
 
-        // Series in first-seen order, samples in row order (timestamp, then insertion).
+        // Series in first-seen order, samples in row order (timestamp, then insertion). The tags
+        // JSON is parsed once per distinct text (once per series), not once per row.
         var seriesSamples: [String: (tags: [String: String], samples: [MetricSample])] = [:]
+        var keyOfText: [String: String] = [:]
         for row in rows {
-            let tags = Self.parseTags(row.tags_text)
-            let key = Self.canonicalJSON(tags)
-            seriesSamples[key, default: (tags, [])].samples.append(MetricSample(timestamp: row.timestamp.timeIntervalSince1970, value: row.metric_value))
+            let key: String
+            if let known = keyOfText[row.tags_text] {
+                key = known
+            } else {
+                let tags = Self.parseTags(row.tags_text)
+                key = Self.canonicalJSON(tags)
+                keyOfText[row.tags_text] = key
+                if seriesSamples[key] == nil { seriesSamples[key] = (tags, []) }
+            }
+            seriesSamples[key]?.samples.append(MetricSample(timestamp: row.timestamp.timeIntervalSince1970, value: row.metric_value))
         }
         var groups: [String: (tags: [String: String], members: [[MetricSample]])] = [:]
         for key in seriesSamples.keys.sorted() {
@@ -215,48 +224,76 @@ extension MetricStore {
 
     // MARK: - Rollups
 
-    private struct RollupRow: Decodable {
-        var bucket_start: Date
-        var sample_count: Int
-        var value_sum: Double
-        var value_min: Double
-        var value_max: Double
-        var value_last: Double
-        var last_timestamp: Date
-        var tags_key: String
-        var tags_text: String
+    /// One rollup row as read: its series (an index into the query's distinct `tags_key`s).
+    private struct RollupRow {
+        var bucketStart: Double
+        var series: Int
+        var rollup: MetricRollup
     }
 
+    /// Reads the rollup rows of `query` and merges them per answer series and bucket.
+    ///
+    /// The hot path of a chart: the statement reads only columns held by the covering index
+    /// (`AddCoveringIndexToMetricRollups`), each row is decoded column by column (no `Codable`
+    /// row decoder), series are identified by their `tags_key` text and its JSON is parsed once
+    /// per series, not per row. Rows are merged in (bucket start, tags key) order — sorted here on
+    /// (Double, Int) pairs, not by ORDER BY, so that text order does not depend on a collation.
     private func queryRollups(_ query: MetricQuery, table: MetricRollupTable, sql: any SQLDatabase) async throws -> [MetricSeries] {
         let dialect = SQLDialectKind(sql)
-        let rows = try await sql.raw("""
-            SELECT bucket_start, sample_count, value_sum, value_min, value_max, value_last, last_timestamp,
-                   tags_key, \(dialect.jsonText("tags")) AS tags_text
+        let found = try await sql.raw("""
+            SELECT bucket_start, sample_count, value_sum, value_min, value_max, value_last, last_timestamp, tags_key
             FROM \(ident: table.schema)
             WHERE metric_name = \(bind: query.name)
               AND bucket_start >= \(bind: Date(timeIntervalSince1970: query.alignedFrom))
               AND bucket_start < \(bind: Date(timeIntervalSince1970: query.alignedTo))\(Self.tagFilterSQL(query.tagFilters, dialect))
-            """).all(decoding: RollupRow.self)
-            // Sorted here, not by ORDER BY, so that text order does not depend on a collation.
-            .sorted { ($0.bucket_start, $0.tags_key) < ($1.bucket_start, $1.tags_key) }
+            """).all()
+        var seriesNumbers = Numbering<String>()
+        var rows: [RollupRow] = []
+        rows.reserveCapacity(found.count)
+        for row in found {
+            let series = seriesNumbers.number(of: try row.decode(column: "tags_key", as: String.self))
+            let rollup = MetricRollup(
+                count: try row.decode(column: "sample_count", as: Int.self), sum: try row.decode(column: "value_sum", as: Double.self),
+                min: try row.decode(column: "value_min", as: Double.self), max: try row.decode(column: "value_max", as: Double.self),
+                last: try row.decode(column: "value_last", as: Double.self),
+                lastTimestamp: try row.decode(column: "last_timestamp", as: Date.self).timeIntervalSince1970)
+            rows.append(RollupRow(bucketStart: try row.decode(column: "bucket_start", as: Date.self).timeIntervalSince1970, series: series, rollup: rollup))
+        }
+        let seriesKeys = seriesNumbers.values
+        // Rank of each series in tags-key order, then rows in (bucket start, tags key) order.
+        var rank = [Int](repeating: 0, count: seriesKeys.count)
+        for (position, series) in seriesKeys.indices.sorted(by: { seriesKeys[$0] < seriesKeys[$1] }).enumerated() { rank[series] = position }
+        rows.sort { ($0.bucketStart, rank[$0.series]) < ($1.bucketStart, rank[$1.series]) }
 
-        // group key → bucket start → rollups in chronological (row) order.
-        var groups: [String: (tags: [String: String], buckets: [Double: [MetricRollup]])] = [:]
+        // Each series' group (tags parsed once per series), then group → bucket start → rollups
+        // in chronological (row) order.
+        var groupNumbers = Numbering<String>()
+        var groupOfSeries: [Int] = []
+        var groupTags: [[String: String]] = []
+        for key in seriesKeys {
+            let tags = Self.groupTags(Self.parseTags(key), query.groupBy)
+            let group = groupNumbers.number(of: Self.canonicalJSON(tags))
+            if group == groupTags.count { groupTags.append(tags) }
+            groupOfSeries.append(group)
+        }
+        let groupKeys = groupNumbers.values
+        var buckets = [[Double: MetricRollup]](repeating: [:], count: groupKeys.count)
         for row in rows {
-            let groupTags = Self.groupTags(Self.parseTags(row.tags_text), query.groupBy)
-            let start = (row.bucket_start.timeIntervalSince1970 / query.step).rounded(.down) * query.step
-            let rollup = MetricRollup(count: row.sample_count, sum: row.value_sum, min: row.value_min, max: row.value_max,
-                                      last: row.value_last, lastTimestamp: row.last_timestamp.timeIntervalSince1970)
-            groups[Self.canonicalJSON(groupTags), default: (groupTags, [:])].buckets[start, default: []].append(rollup)
+            let start = (row.bucketStart / query.step).rounded(.down) * query.step
+            let group = groupOfSeries[row.series]
+            if let existing = buckets[group][start] {
+                buckets[group][start] = existing.merged(with: row.rollup)
+            } else {
+                buckets[group][start] = row.rollup
+            }
         }
         var result: [MetricSeries] = []
-        for key in groups.keys.sorted() {
-            let (tags, buckets) = groups[key]!
-            let points = buckets.keys.sorted().compactMap { start -> MetricBucketValue? in
-                guard let value = MetricRollup.merge(buckets[start]!)?.value(of: query.aggregation), value.isFinite else { return nil }
+        for group in groupKeys.indices.sorted(by: { groupKeys[$0] < groupKeys[$1] }) {
+            let points = buckets[group].keys.sorted().compactMap { start -> MetricBucketValue? in
+                guard let value = buckets[group][start]?.value(of: query.aggregation), value.isFinite else { return nil }
                 return MetricBucketValue(start: start, value: value)
             }
-            if !points.isEmpty { result.append(MetricSeries(tags: tags, points: points)) }
+            if !points.isEmpty { result.append(MetricSeries(tags: groupTags[group], points: points)) }
         }
         return result
     }

@@ -35,10 +35,12 @@ public enum MetricRollupTable: CaseIterable, Sendable {
     /// Merges `rows` into the table: a new (name, series, bucket) is inserted, an existing one
     /// gets count and sum added, min/max widened and last replaced when the new last is not
     /// older (``SQLDialectKind/onConflictDoUpdate(_:set:where:)``, with the dialect's two-argument
-    /// ``SQLDialectKind/least(_:_:)`` and ``SQLDialectKind/greatest(_:_:)``).
-    /// `rows` must hold each key at most once (``MetricStore/rollups(of:table:)`` ensures it).
+    /// ``SQLDialectKind/least(_:_:)`` and ``SQLDialectKind/greatest(_:_:)``), written with
+    /// ``SQLDialectKind/insertColumns(into:alias:columns:suffix:on:)`` (one `UNNEST` statement on
+    /// PostgreSQL, bound multi-row statements on SQLite).
+    /// `rows` must hold each key at most once (``MetricStore/RawBatch/rollups(table:)`` ensures it).
     func upsert(_ rows: [MetricRollupRow], dialect: SQLDialectKind, on sql: any SQLDatabase) async throws {
-        // 11 binds per row; 1,000 rows stay below SQLite's 32,766 and PostgreSQL's 65,535.
+        guard !rows.isEmpty else { return }
         let current = { (column: String) in SQLColumn(SQLIdentifier(column), table: SQLIdentifier("r")) }
         let excluded = SQLDialectKind.excluded
         let upsert = dialect.onConflictDoUpdate(["metric_name", "tags_key", "bucket_start"], set: [
@@ -50,25 +52,19 @@ public enum MetricRollupTable: CaseIterable, Sendable {
             ("last_timestamp", dialect.greatest(current("last_timestamp"), excluded("last_timestamp"))),
             ("metric_unit", excluded("metric_unit")),
         ])
-        for start in stride(from: 0, to: rows.count, by: 1_000) {
-            let chunk = rows[start..<min(start + 1_000, rows.count)]
-            var query: SQLQueryString = """
-                INSERT INTO \(ident: schema) AS r (metric_name, metric_unit, tags, tags_key, bucket_start, \
-                sample_count, value_sum, value_min, value_max, value_last, last_timestamp) VALUES 
-                """
-            for (offset, row) in chunk.enumerated() {
-                if offset > 0 { query += ", " }
-                let rollup = row.rollup
-                query += """
-                    (\(bind: row.key.name), \(bind: row.unit), \(dialect.jsonBind(row.key.seriesKey)), \
-                    \(bind: row.key.seriesKey), \(bind: Date(timeIntervalSince1970: row.key.bucketStart)), \(bind: rollup.count), \
-                    \(bind: rollup.sum), \(bind: rollup.min), \(bind: rollup.max), \(bind: rollup.last), \
-                    \(bind: Date(timeIntervalSince1970: rollup.lastTimestamp)))
-                    """
-            }
-            query += upsert
-            try await sql.raw(query).run()
-        }
+        try await dialect.insertColumns(into: schema, alias: "r", columns: [
+            ("metric_name", .text(rows.map(\.key.name))),
+            ("metric_unit", .text(rows.map(\.unit))),
+            ("tags", .json(rows.map(\.key.seriesKey))),
+            ("tags_key", .text(rows.map(\.key.seriesKey))),
+            ("bucket_start", .date(rows.map { Date(timeIntervalSince1970: $0.key.bucketStart) })),
+            ("sample_count", .integer(rows.map(\.rollup.count))),
+            ("value_sum", .double(rows.map(\.rollup.sum))),
+            ("value_min", .double(rows.map(\.rollup.min))),
+            ("value_max", .double(rows.map(\.rollup.max))),
+            ("value_last", .double(rows.map(\.rollup.last))),
+            ("last_timestamp", .date(rows.map { Date(timeIntervalSince1970: $0.rollup.lastTimestamp) })),
+        ], suffix: upsert, on: sql)
     }
 }
 

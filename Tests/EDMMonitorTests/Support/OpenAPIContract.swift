@@ -132,7 +132,9 @@ struct OpenAPIContract {
     /// `GET /api/users/:id` → `GET /api/users/{id}`.
     static func openAPIRoute(_ vaporRoute: String) -> String {
         vaporRoute.split(separator: "/", omittingEmptySubsequences: false).map { part in
-            part.hasPrefix(":") ? "{\(part.dropFirst())}" : String(part)
+            // `**` (the rest of the path) is documented as one parameter, `{labels}` (its only use,
+            // the Pushgateway push's label/value pairs).
+            part == "**" ? "{labels}" : part.hasPrefix(":") ? "{\(part.dropFirst())}" : String(part)
         }.joined(separator: "/")
     }
 }

@@ -25,7 +25,7 @@ public enum RouteAccess: Sendable, Equatable, CustomStringConvertible {
 ///   `/metrics` (dashboard pages and assets carry no data), and `GET /metrics` unless
 ///   `EDM_METRICS_REQUIRE_TOKEN` is set (then viewer);
 /// - viewer: every other `GET`, except tokens (admin);
-/// - operator: the writes of ``operatorWrites``;
+/// - operator: the writes of ``operatorWrites`` and Pushgateway pushes (`PUT|POST /metrics/job/…`);
 /// - admin: every other write (rules, services, users, configuration, tokens, and any route
 ///   added later that no rule names).
 public enum RoutePolicy {
@@ -53,6 +53,9 @@ public enum RoutePolicy {
             return .role(.viewer)
         }
         if operatorWrites.contains(route) { return .role(.operator) }
+        // Pushgateway-compatible pushes (`/metrics/job/:job`, `/metrics/job/:job/**`) are
+        // metric ingest, as `POST /api/monitoring/performance-metrics` is.
+        if (method == "PUT" || method == "POST"), path.hasPrefix("/metrics/job/") { return .role(.operator) }
         return .role(.admin)
     }
 

@@ -27,5 +27,6 @@ enum AppMigrations {
         AddSendingLimitsToEmailServices(),
         AddHandedOverAtToSubTasks(),
         ReviseDeadDefaultAlertRules(),
+        AddCoveringIndexToMetricRollups(),
     ]
 }
