@@ -359,11 +359,12 @@ struct AlertRuleService: Sendable {
         }
         let now = clock.now()
         let sql = database.sql
-        let points = try await AlertEvaluator.points(metric: rule.metricName, window: params.window, now: now, sql: sql)
-        let instances = try await AlertInstanceStore(sql: sql).all().filter { $0.rule_id == ruleID }
-        let series = AlertEvaluator.series(of: rule, ruleID: ruleID, parameters: params, points: points, instances: instances, carryingQuiet: false, now: now)
+        let stored = try await AlertEvaluator.series(metric: rule.metricName, window: params.window, now: now, sql: sql)
+        var instances: [String: AlertInstanceRow] = [:]
+        for row in try await AlertInstanceStore(sql: sql).all() where row.rule_id == ruleID { instances[row.fingerprint] = row }
+        let series = AlertEvaluator.series(of: rule, ruleID: ruleID, parameters: params, stored: stored, instances: [:], now: now)
         let results = series.sorted { $0.tags.description < $1.tags.description }.map { series -> AlertRuleTestSeries in
-            let previous = instances.first { $0.fingerprint == series.fingerprint }?.decodedState ?? .inactive
+            let previous = instances[series.fingerprint]?.decodedState ?? .inactive
             let result = AlertStateMachine.evaluate(previous: previous, observation: series.observation, rule: params, now: now.timeIntervalSince1970)
             let holds = AlertStateMachine.evaluate(previous: .inactive, observation: series.observation, rule: params, now: now.timeIntervalSince1970).state != .inactive
             let would = result.events.map { event -> String in
