@@ -26,5 +26,6 @@ enum AppMigrations {
         AddClaimToAlertNotifications(),
         AddSendingLimitsToEmailServices(),
         AddHandedOverAtToSubTasks(),
+        SeedEvaluationMissedIterationsRule(),
     ]
 }
