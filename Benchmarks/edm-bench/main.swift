@@ -9,7 +9,8 @@
 // Built only with EDM_BENCHMARKS set: `EDM_BENCHMARKS=1 swift build -c release --product edm-bench`.
 // Data goes to SQLite files in D (default: a new temporary folder; an existing file with enough
 // points is reused) unless --database-url names a PostgreSQL database (`evaluator` and
-// `memory` only). Time is a ManualClock standing at a fixed instant, so every run sees the same
+// `memory` only; `evaluator` needs one per side: --database-url-eval-a URL --database-url-eval-b URL).
+// Time is a ManualClock standing at a fixed instant, so every run sees the same
 // windows.
 import EDMMonitor
 import EDMMonitorCore
@@ -72,7 +73,9 @@ let workDirectory: String = {
 /// A configured, migrated application on `--database-url` (or the SQLite file `name` in the
 /// work folder) reading time from `clock`.
 func makeApp(_ name: String, clock: any WallClock, port: Int = 8080) async throws -> Application {
-    let url = option("database-url", "sqlite://\(workDirectory)/\(name).sqlite")
+    // `--database-url-<name>` (e.g. `--database-url-eval-a`) gives one app its own database,
+    // so that the A and B sides of a PostgreSQL run do not share their rows.
+    let url = option("database-url-\(name)", option("database-url", "sqlite://\(workDirectory)/\(name).sqlite"))
     var settings = try Settings.load(environment: ["EDM_DATABASE_URL": url, "EDM_LOG_LEVEL": "warning"])
     settings.httpPort = port
     let app = try await Application.make(Environment(name: "production", arguments: ["edm-bench", "serve"]))
@@ -197,7 +200,15 @@ func evaluatorBenchmark() async throws {
     }
     var times: [[Double]] = [[], []]
     var reports: [AlertEvaluationReport] = []
-    for app in apps { reports.append(try await app.edm.alerting.evaluateOnce()) }  // warm-up: creates the instances
+    var warmup: [Double] = []
+    var warmupReports: [AlertEvaluationReport] = []
+    for app in apps {  // warm-up: creates the instances (every one a transition, so every one written)
+        var report: AlertEvaluationReport?
+        warmup.append(try await timed { report = try await app.edm.alerting.evaluateOnce() })
+        guard let report else { continue }
+        warmupReports.append(report)
+        reports.append(report)
+    }
     for pair in 0..<pairs {
         for i in (pair % 2 == 0 ? [0, 1] : [1, 0]) {
             var report: AlertEvaluationReport?
@@ -210,6 +221,10 @@ func evaluatorBenchmark() async throws {
         "benchmark": "evaluator", "metrics": metrics, "rules_a": rules, "rules_b": rules * factor, "pairs": pairs,
         "rules_evaluated_a": reports[0].rules, "rules_evaluated_b": reports[1].rules,
         "instances_a": reports[0].instances, "instances_b": reports[1].instances,
+        "metric_queries_a": reports[0].metricQueries, "metric_queries_b": reports[1].metricQueries,
+        "writes_a": reports[0].writes, "writes_b": reports[1].writes,
+        "warmup_seconds_a": warmup[0], "warmup_seconds_b": warmup[1],
+        "warmup_writes_a": warmupReports[0].writes, "warmup_writes_b": warmupReports[1].writes,
         "seconds_a": summary(times[0]), "seconds_b": summary(times[1]),
         "b_over_a": summary(zip(times[1], times[0]).map { $0 / $1 }),
     ])

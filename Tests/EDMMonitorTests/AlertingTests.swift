@@ -331,12 +331,12 @@ struct AlertingTests {
         }
     }
 
-    @Test("the six default rules are seeded with a log channel, and a healthy fresh install raises none of them")
+    @Test("the seven default rules are seeded with a log channel, and a healthy fresh install raises none of them")
     func defaults() async throws {
         let clock = ManualClock()
         try await withApp(.sqlite, clock: clock) { app, _ in
             let rules = try await AlertRule.query(on: app.db).all()
-            #expect(rules.count == 6)
+            #expect(rules.count == SeedDefaultAlertRules.seeds.count + 1)  // + SeedEvaluationMissedIterationsRule
             #expect(rules.allSatisfy { $0.notificationChannels == [.object(["type": .string("log")])] })
             try await app.edm.taskMonitor.runOnce()
             try await Self.point(app, "edm_system_memory_usage_percent", 40, at: clock.now())

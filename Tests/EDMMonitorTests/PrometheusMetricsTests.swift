@@ -86,6 +86,16 @@ struct PrometheusMetricsTests {
         return path.split(separator: ":").map { "\($0)/promtool" }.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
+    /// Runs `promtool check metrics` on `text` when promtool is on PATH, expecting success.
+    static func expectPromtoolAccepts(_ text: String) throws {
+        guard let promtool = promtool() else { return }
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("edm-metrics-\(UUID()).txt")
+        try text.write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let child = try ChildProcess("/bin/sh", ["-c", "exec \"$0\" check metrics < \"$1\"", promtool, file.path])
+        #expect(child.wait(timeout: 60) == 0, "promtool: \(child.stdout) \(child.stderr)\n\(text)")
+    }
+
     @Test("promtool check metrics passes on /metrics (required when EDM_REQUIRE_PROMTOOL=1)")
     func promtoolCheck() async throws {
         guard let promtool = Self.promtool() else {
@@ -118,13 +128,7 @@ struct SwiftMetricsBridgeTests {
             try await app.testing().test(.GET, "/metrics") { res in text = res.body.string }
             #expect(text.contains("# TYPE edm_api_requests_total counter"))
             #expect(text.contains("http_requests_total"), "\(text)")
-            if let promtool = PrometheusMetricsTests.promtool() {
-                let file = FileManager.default.temporaryDirectory.appendingPathComponent("edm-metrics-\(UUID()).txt")
-                try text.write(to: file, atomically: true, encoding: .utf8)
-                defer { try? FileManager.default.removeItem(at: file) }
-                let child = try ChildProcess("/bin/sh", ["-c", "exec \"$0\" check metrics < \"$1\"", promtool, file.path])
-                #expect(child.wait(timeout: 60) == 0, "promtool: \(child.stdout) \(child.stderr)")
-            }
+            try PrometheusMetricsTests.expectPromtoolAccepts(text)
         }
     }
 }

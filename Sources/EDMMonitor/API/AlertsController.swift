@@ -60,6 +60,9 @@ struct AlertsController: RouteCollection {
         var description_template: String?
         var created_at: Date?
         var updated_at: Date?
+        /// Only in the answers to POST, PUT and PATCH, and only when there is one
+        /// (``AlertRuleService/warnings(for:)``): the rule was saved all the same.
+        var warnings: [AlertRuleWarning]?
 
         init(_ r: AlertRule) throws {
             id = try r.requireID()
@@ -90,8 +93,11 @@ struct AlertsController: RouteCollection {
     }
 
     @Sendable func createRule(_ req: Request) async throws -> Response {
-        let rule = try await rules(req).create(try req.jsonBody([String: JSONValue].self))
-        return try await RuleDTO(rule).encodeResponse(status: .created, for: req)
+        let service = rules(req)
+        let rule = try await service.create(try req.jsonBody([String: JSONValue].self))
+        var dto = try RuleDTO(rule)
+        dto.warnings = try await service.warnings(for: rule).nilIfEmpty
+        return try await dto.encodeResponse(status: .created, for: req)
     }
 
     @Sendable func listRules(_ req: Request) async throws -> Page<RuleDTO> {
@@ -118,7 +124,9 @@ struct AlertsController: RouteCollection {
         // An unknown id is 404 whatever the body (looked up before the body is read).
         let service = rules(req)
         let rule = try await service.rule(try req.uuidParameter("id", resource: "alert rule"))
-        return try RuleDTO(try await service.update(rule, with: try req.jsonBody([String: JSONValue].self), write: write))
+        var dto = try RuleDTO(try await service.update(rule, with: try req.jsonBody([String: JSONValue].self), write: write))
+        dto.warnings = try await service.warnings(for: rule).nilIfEmpty
+        return dto
     }
 
     @Sendable func deleteRule(_ req: Request) async throws -> HTTPStatus {
@@ -215,4 +223,9 @@ struct AlertsController: RouteCollection {
         let history = try await rules(req).resolve(try req.uuidParameter("id", resource: "alert"))
         return try AlertDTO(history, rule: try await AlertRule.find(history.$rule.id, on: req.db))
     }
+}
+
+extension Array {
+    /// `nil` for an empty array (a field then left out of the JSON), else the array.
+    var nilIfEmpty: [Element]? { isEmpty ? nil : self }
 }

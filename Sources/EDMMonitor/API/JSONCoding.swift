@@ -45,10 +45,12 @@ enum APIJSON {
         return decoder
     }
 
-    /// ISO 8601 UTC, milliseconds only when the instant has them.
+    /// ISO 8601 UTC rounded to the millisecond, three fraction digits only when the millisecond
+    /// is not whole: the same rounding as the webhook's times (``AlertmanagerTimestamp``), so an
+    /// episode's `triggered_at` here equals its notification's `startsAt`. (Foundation's
+    /// ISO 8601 style truncates, which printed some instants 1 ms before the webhook did.)
     static func format(_ date: Date) -> String {
-        let whole = date.timeIntervalSince1970.rounded(.down) == date.timeIntervalSince1970
-        return date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: !whole, timeZone: TimeZone(identifier: "UTC")!))
+        AlertmanagerTimestamp.format(date, fixedMilliseconds: true)
     }
 
     /// Parses ISO 8601 with offset (`Z` or `±hh:mm`), with or without fractional seconds, or

@@ -30,6 +30,9 @@ public struct PeriodicService: Service {
     /// Name used in the log ("scheduler", "task monitor"…).
     public let name: String
     let interval: @Sendable () -> Double
+    /// For a loop on a schedule (``onSchedule(name:logger:untilNext:body:)``): seconds from now
+    /// until the next cycle is due, re-read at least once a second; `nil` for an interval loop.
+    let untilNext: (@Sendable () -> Double)?
     let body: @Sendable () async throws -> Bool
     let onStop: (@Sendable () async -> Void)?
     let cancelsCycleOnShutdown: Bool
@@ -66,10 +69,22 @@ public struct PeriodicService: Service {
         PeriodicService(name, interval, logger, onStop, false, body)
     }
 
+    /// A loop whose cycles follow a schedule instead of an interval: after each cycle it waits
+    /// `untilNext()` seconds (0: at once), re-reading it at least once a second, so a schedule
+    /// that depends on run-time settings applies within a second. Alert evaluation uses it for
+    /// the rule group's slots (``RuleGroupSchedule``, reference case C31): the body decides which
+    /// slot it runs; the wait only wakes it when one is due. Cycles never overlap.
+    public static func onSchedule(name: String, logger: Logger, untilNext: @escaping @Sendable () -> Double,
+                                  body: @escaping @Sendable () async throws -> Void) -> PeriodicService {
+        PeriodicService(name, { 1 }, logger, nil, false, { try await body(); return false }, untilNext: untilNext)
+    }
+
     private init(_ name: String, _ interval: @escaping @Sendable () -> Double, _ logger: Logger,
-                 _ onStop: (@Sendable () async -> Void)?, _ cancelsCycleOnShutdown: Bool, _ body: @escaping @Sendable () async throws -> Bool) {
+                 _ onStop: (@Sendable () async -> Void)?, _ cancelsCycleOnShutdown: Bool, _ body: @escaping @Sendable () async throws -> Bool,
+                 untilNext: (@Sendable () -> Double)? = nil) {
         self.name = name
         self.interval = interval
+        self.untilNext = untilNext
         self.body = body
         self.onStop = onStop
         self.cancelsCycleOnShutdown = cancelsCycleOnShutdown
@@ -85,7 +100,13 @@ public struct PeriodicService: Service {
                 let started = ContinuousClock.now
                 let more = await cycle(stop: stop)
                 if stop.isRaised || Task.isCancelled { break }
-                if !more { await stop.wait(until: started, interval: interval) }
+                if !more {
+                    if let untilNext {
+                        await stop.wait { .seconds(untilNext()) }
+                    } else {
+                        await stop.wait(until: started, interval: interval)
+                    }
+                }
             }
         } onGracefulShutdown: {
             stop.raise()
@@ -236,10 +257,16 @@ final class LoopStopSignal: Sendable {
     /// Waits until `interval()` seconds after `start`, re-reading `interval` at least once a
     /// second; returns early when the signal is raised or the task is cancelled.
     func wait(until start: ContinuousClock.Instant, interval: () -> Double) async {
+        await wait { start.advanced(by: .seconds(max(0.001, interval()))) - ContinuousClock.now }
+    }
+
+    /// Waits while `remaining()` (re-read at least once a second) is positive; returns early
+    /// when the signal is raised or the task is cancelled.
+    func wait(remaining: () -> Duration) async {
         while !isRaised && !Task.isCancelled {
-            let remaining = start.advanced(by: .seconds(max(0.001, interval()))) - ContinuousClock.now
-            guard remaining > .zero else { return }
-            await sleep(for: min(remaining, .seconds(1)))
+            let left = remaining()
+            guard left > .zero else { return }
+            await sleep(for: min(left, .seconds(1)))
         }
     }
 

@@ -41,8 +41,8 @@ struct ShutdownNotice: Service {
 ///   `GET /api/monitoring/health` answers from its last result.
 /// - task monitor: `TaskMonitorService.runOnce()` every `detectionIntervalSeconds`.
 /// - system monitor: `SystemMonitorService.cycle()` every `interval` seconds.
-/// - alert evaluation: `AlertManagerService.evaluateOnceRecordingErrors()` every
-///   `evaluationIntervalSeconds` (it logs its own failure streak, which health reads).
+/// - alert evaluation: `AlertManagerService.runDueIteration()` on the rule group's slots,
+///   every `evaluationIntervalSeconds` on the grid (`RuleGroupSchedule`) (it logs its own failure streak, which health reads).
 /// - notification delivery: `AlertManagerService.deliverOnce()` every `deliveryIntervalSeconds`;
 ///   the one loop whose cycle is cancelled (not awaited) on graceful shutdown.
 /// - metric retention: `MetricStore.cleanup(on:)` every `cleanupInterval` seconds.
@@ -77,9 +77,11 @@ func backgroundServices(_ app: Application, services: AppServices, settings: Set
         PeriodicService(name: "system monitor", interval: { max(1, systemMonitor.interval) }, logger: Logger(label: "edm.system-monitor")) {
             await systemMonitor.cycle()
         },
-        PeriodicService(name: "alert evaluation", interval: { max(1, alerting.settings.evaluationIntervalSeconds) }, logger: Logger(label: "edm.alerting")) {
+        // The rule group's schedule (reference case C31): slots on the interval's grid, one
+        // iteration at a time, a late one followed by one run stamped with the latest due slot.
+        PeriodicService.onSchedule(name: "alert evaluation", logger: Logger(label: "edm.alerting"), untilNext: { alerting.secondsUntilNextIteration() }) {
             // Logged (once per streak) and remembered for health by the evaluator itself.
-            _ = try? await alerting.evaluateOnceRecordingErrors()
+            _ = try? await alerting.runDueIteration()
         },
         // Cancelled on shutdown: a receiver may hang for the whole HTTP timeout, and a cut
         // attempt is given back to the outbox (NotificationOutbox.deliverOnce).

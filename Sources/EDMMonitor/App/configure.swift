@@ -80,7 +80,9 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
         database: database, clock: clock, configuration: dependencies.scheduler,
         mailers: mailers, hooks: hooks, heartbeat: heartbeat
     )
-    let alerting = AlertManagerService(database: database, clock: clock, httpClient: app.http.client.shared, mailers: mailers, outbound: outbound)
+    let prometheusRegistry = PrometheusCollectorRegistry()
+    let alerting = AlertManagerService(database: database, clock: clock, httpClient: app.http.client.shared, mailers: mailers, outbound: outbound,
+                                       store: metricStore, registry: prometheusRegistry)
     let systemMonitor = SystemMonitorService(
         collectors: SystemMonitorService.standardCollectors(database: database, dataDirectory: settings.database.dataDirectory)
             + [APICollector(recorder: apiMetrics)],
@@ -93,7 +95,7 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     let services = AppServices(
         clock: clock, taskHooks: hooks, scheduler: scheduler, taskMonitor: taskMonitor, alerting: alerting,
         monitoring: monitoring, outbound: outbound, metricStore: metricStore, systemMonitor: systemMonitor,
-        apiMetrics: apiMetrics, prometheusRegistry: PrometheusCollectorRegistry(),
+        apiMetrics: apiMetrics, prometheusRegistry: prometheusRegistry,
         health: HealthChecker(clock: clock, startedAt: clock.now(), alerting: alerting, probe: dependencies.healthProbe),
         emailServices: EmailServiceCatalog(clock: clock, outbound: outbound),
         authentication: AuthenticationState()

@@ -48,7 +48,7 @@ public struct AlertmanagerPostableAlert: Codable, Hashable, Sendable {
                 labels: alert.labels,
                 annotations: alert.annotations,
                 startsAt: AlertmanagerTimestamp.format(alert.startsAt),
-                endsAt: alert.endsAt.map(AlertmanagerTimestamp.format),
+                endsAt: alert.endsAt.map { AlertmanagerTimestamp.format($0) },
                 generatorURL: alert.generatorURL.isEmpty ? nil : alert.generatorURL
             )
         }

@@ -73,10 +73,10 @@ public enum AlertNotificationError: Error, Hashable, Sendable, CustomStringConve
 }
 
 /// Timestamp text for Alertmanager payloads.
-enum AlertmanagerTimestamp {
+public enum AlertmanagerTimestamp {
     /// Go's zero `time.Time` in RFC 3339: Alertmanager's `endsAt` for a firing alert
     /// (`types.Alerts` blanks the end of unresolved alerts).
-    static let zero = "0001-01-01T00:00:00Z"
+    public static let zero = "0001-01-01T00:00:00Z"
 
     private static let utcCalendar: Calendar = {
         var calendar = Calendar(identifier: .gregorian)
@@ -90,7 +90,10 @@ enum AlertmanagerTimestamp {
     /// Rounded to the millisecond; fractional digits appear only when non-zero and without
     /// trailing zeros, which is how Go's `time.RFC3339Nano` (Alertmanager's JSON form) prints a
     /// millisecond-precision time. `Date` is a `Double`, so finer digits would be noise.
-    static func format(_ date: Date) -> String {
+    /// With `fixedMilliseconds`, a fraction is always three digits (`.120Z`; the JSON API's form).
+    /// This is the one rounding of instants to text: the API's times and the webhook's
+    /// `startsAt`/`endsAt` of one episode print the same millisecond.
+    public static func format(_ date: Date, fixedMilliseconds: Bool = false) -> String {
         let totalMilliseconds = (date.timeIntervalSince1970 * 1000).rounded()
         let wholeSeconds = (totalMilliseconds / 1000).rounded(.down)
         let milliseconds = Int(totalMilliseconds - wholeSeconds * 1000)
@@ -102,7 +105,7 @@ enum AlertmanagerTimestamp {
         text += "T" + pad(parts.hour ?? 0, 2) + ":" + pad(parts.minute ?? 0, 2) + ":" + pad(parts.second ?? 0, 2)
         if milliseconds > 0 {
             var fraction = pad(milliseconds, 3)
-            while fraction.hasSuffix("0") { fraction.removeLast() }
+            while !fixedMilliseconds && fraction.hasSuffix("0") { fraction.removeLast() }
             text += "." + fraction
         }
         return text + "Z"

@@ -28,5 +28,6 @@ enum AppMigrations {
         AddHandedOverAtToSubTasks(),
         ReviseDeadDefaultAlertRules(),
         AddCoveringIndexToMetricRollups(),
+        SeedEvaluationMissedIterationsRule(),
     ]
 }

@@ -20,6 +20,32 @@ struct SeedDefaultAlertRules: AsyncMigration {
         var forMinutes: Double
         var severity: String
         var aggregation: String
+
+        /// The seeded rule: a threshold rule notifying only the `log` channel, labelled
+        /// `service="edm-monitor"`, quiet without data (`no_data = ok`).
+        /// - Throws: an invalid `op`.
+        func rule(now: Date) throws -> AlertRule {
+            let rule = AlertRule()
+            rule.name = name
+            rule.ruleDescription = description
+            rule.metricName = metric
+            rule.conditionType = .threshold
+            rule.comparisonOperator = try AlertComparisonOperator(parsing: op)
+            rule.thresholdValue = threshold
+            rule.timeWindowMinutes = windowMinutes
+            rule.forMinutes = forMinutes
+            rule.severity = AlertRule.Severity(rawValue: severity) ?? .warning
+            rule.aggregation = aggregation
+            rule.notificationChannels = [.object(["type": .string("log")])]
+            rule.isActive = true
+            rule.tagMatchers = []
+            rule.keepFiringMinutes = 0
+            rule.noData = "ok"
+            rule.labels = ["service": "edm-monitor"]
+            rule.createdAt = now
+            rule.updatedAt = now
+            return rule
+        }
     }
 
     static let seeds: [Seed] = [
@@ -39,28 +65,7 @@ struct SeedDefaultAlertRules: AsyncMigration {
 
     func prepare(on database: any Database) async throws {
         let now = Date()
-        for seed in Self.seeds {
-            let rule = AlertRule()
-            rule.name = seed.name
-            rule.ruleDescription = seed.description
-            rule.metricName = seed.metric
-            rule.conditionType = .threshold
-            rule.comparisonOperator = try AlertComparisonOperator(parsing: seed.op)
-            rule.thresholdValue = seed.threshold
-            rule.timeWindowMinutes = seed.windowMinutes
-            rule.forMinutes = seed.forMinutes
-            rule.severity = AlertRule.Severity(rawValue: seed.severity) ?? .warning
-            rule.aggregation = seed.aggregation
-            rule.notificationChannels = [.object(["type": .string("log")])]
-            rule.isActive = true
-            rule.tagMatchers = []
-            rule.keepFiringMinutes = 0
-            rule.noData = "ok"
-            rule.labels = ["service": "edm-monitor"]
-            rule.createdAt = now
-            rule.updatedAt = now
-            try await rule.create(on: database)
-        }
+        for seed in Self.seeds { try await seed.rule(now: now).create(on: database) }
     }
 
     func revert(on database: any Database) async throws {

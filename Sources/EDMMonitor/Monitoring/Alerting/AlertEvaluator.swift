@@ -55,20 +55,58 @@ final class AlertEvaluator: Sendable {
         )
     }
 
-    /// One stored sample of a metric with its tags.
-    struct Point: Sendable { var tags: [String: String]; var sample: MetricSample }
+    /// One series of a metric as stored: its tags and its samples in time order.
+    struct StoredSeries: Sendable {
+        var tags: [String: String]
+        var samples: [MetricSample]
 
-    /// Loads the points of `metric` in `(now − window, now]` (`window` in seconds), tags parsed.
-    static func points(metric: String, window: Double, now: Date, sql: any SQLDatabase) async throws -> [Point] {
+        /// The samples in `(end − length, end]` (Unix seconds): a slice found by binary search,
+        /// since `samples` are in time order.
+        func window(endingAt end: Double, length: Double) -> ArraySlice<MetricSample> {
+            let start = end - length
+            var low = 0, high = samples.count
+            while low < high {
+                let mid = (low + high) / 2
+                if samples[mid].timestamp > start { high = mid } else { low = mid + 1 }
+            }
+            var upper = samples.count
+            while upper > low && samples[upper - 1].timestamp > end { upper -= 1 }
+            return samples[low..<upper]
+        }
+    }
+
+    /// Loads the points of `metric` in `(now − window, now]` (`window` in seconds) in one
+    /// statement and groups them into series in one pass: tags JSON is decoded once per distinct
+    /// tags text, not once per point; texts that decode to the same tags (key order) are one series.
+    /// - Returns: the series, each with its samples in time order.
+    static func series(metric: String, window: Double, now: Date, sql: any SQLDatabase) async throws -> [StoredSeries] {
         struct Row: Decodable { var metric_value: Double; var tags: String; var timestamp: Date }
         let rows = try await sql.raw("""
             SELECT metric_value, CAST(tags AS TEXT) AS tags, "timestamp" FROM system_performance_metrics
             WHERE metric_name = \(bind: metric) AND "timestamp" > \(bind: now.addingTimeInterval(-window)) AND "timestamp" <= \(bind: now)
+            ORDER BY "timestamp"
             """).all(decoding: Row.self)
-        return rows.map { row in
-            let tags = (try? JSONDecoder().decode([String: String].self, from: Data(row.tags.utf8))) ?? [:]
-            return Point(tags: tags, sample: MetricSample(date: row.timestamp, value: row.metric_value))
+        var byText: [String: Int] = [:]
+        var byTags: [[String: String]: Int] = [:]
+        var series: [StoredSeries] = []
+        for row in rows {
+            let index: Int
+            if let known = byText[row.tags] {
+                index = known
+            } else {
+                let tags = (try? JSONDecoder().decode([String: String].self, from: Data(row.tags.utf8))) ?? [:]
+                if let same = byTags[tags] {
+                    index = same
+                } else {
+                    index = series.count
+                    series.append(StoredSeries(tags: tags, samples: []))
+                    byTags[tags] = index
+                }
+                byText[row.tags] = index
+            }
+            series[index].samples.append(MetricSample(date: row.timestamp, value: row.metric_value))
         }
+        return series
     }
 
     /// One series of a rule at one instant: its identity, tags and what the rule observes.
@@ -79,36 +117,51 @@ final class AlertEvaluator: Sendable {
     }
 
     /// The series `rule` looks at `now`, and the observation of each: the rule's tag matchers
-    /// select points in its window; absence rules have one series (labels: the `=` matchers),
-    /// other rules one per distinct tag set. With `carryingQuiet`, instances of the rule that are
-    /// not inactive but whose series sent nothing (`instances`) are series too, so that they can
-    /// resolve. Used by evaluation and by "test now" alike.
-    static func series(of rule: AlertRule, ruleID: UUID, parameters params: AlertRuleParameters, points: [Point], instances: [AlertInstanceRow], carryingQuiet: Bool, now: Date) -> [Series] {
-        let inWindow = points.filter { point in
-            point.sample.timestamp > now.timeIntervalSince1970 - params.window && rule.tagMatchers.allSatisfy { $0.matches(point.tags) }
-        }
-        var tagSets: [String: [String: String]] = [:]
+    /// select stored series (`stored`, from ``series(metric:window:now:sql:)`` with a window at
+    /// least the rule's); absence rules have one series (labels: the `=` matchers), other rules
+    /// one per distinct tag set with a sample in the rule's window. Of the rule's `instances`
+    /// (by fingerprint), those not inactive whose series sent nothing are series too (with no
+    /// data), so that they can resolve; their tags are decoded only then. Used by evaluation
+    /// and by "test now" (which passes none).
+    static func series(of rule: AlertRule, ruleID: UUID, parameters params: AlertRuleParameters, stored: [StoredSeries], instances: [String: AlertInstanceRow], now: Date) -> [Series] {
+        let end = now.timeIntervalSince1970
+        let matchers = rule.tagMatchers
+        let matching = stored.lazy.filter { series in matchers.allSatisfy { $0.matches(series.tags) } }
         if case .absence = params.condition {
             let labels = Dictionary(rule.tagMatchers.filter { $0.op == .equal }.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
-            tagSets[fingerprint(ruleID: ruleID, tags: labels)] = labels
-            let observation = params.observation(of: inWindow.map(\.sample), at: now.timeIntervalSince1970)
-            return tagSets.map { Series(fingerprint: $0.key, tags: $0.value, observation: observation) }
+            let samples = matching.flatMap { $0.window(endingAt: end, length: params.window) }
+            return [Series(fingerprint: fingerprint(ruleID: ruleID, tags: labels), tags: labels, observation: params.observation(of: Array(samples), at: end))]
         }
-        for point in inWindow { tagSets[fingerprint(ruleID: ruleID, tags: point.tags)] = point.tags }
-        if carryingQuiet {
-            for instance in instances where instance.rule_id == ruleID && instance.decodedState != .inactive {
-                tagSets[instance.fingerprint] = tagSets[instance.fingerprint] ?? instance.decodedTags
-            }
+        var result: [Series] = []
+        var seen = Set<String>()
+        for series in matching {
+            let samples = series.window(endingAt: end, length: params.window)
+            guard !samples.isEmpty else { continue }
+            let print = fingerprint(ruleID: ruleID, tags: series.tags)
+            seen.insert(print)
+            result.append(Series(fingerprint: print, tags: series.tags, observation: params.observation(of: Array(samples), at: end)))
         }
-        return tagSets.map { fingerprint, tags in
-            let samples = inWindow.filter { $0.tags == tags }.map(\.sample)
-            return Series(fingerprint: fingerprint, tags: tags, observation: params.observation(of: samples, at: now.timeIntervalSince1970))
+        for (print, row) in instances where !row.isInactive && !seen.contains(print) {
+            result.append(Series(fingerprint: print, tags: row.decodedTags, observation: params.observation(of: [], at: end)))
         }
+        return result
     }
 
     /// `FNV-1a` fingerprint of the series tags plus the rule id (instance identity).
     static func fingerprint(ruleID: UUID, tags: [String: String]) -> String {
         LabelSetFingerprint(labels: tags.merging(["__rule_id__": ruleID.uuidString.lowercased()]) { a, _ in a }).description
+    }
+
+    /// How often, at most, an instance whose state does not change has its `last_value` (and its
+    /// episode's) rewritten: **N = 300 s**. Between those writes an unchanged instance costs no
+    /// statement at all; a transition or a notification is always written at once.
+    static let lastValueRefreshSeconds: Double = 300
+
+    /// The instant `date` rounded to the millisecond: the one rounding every evaluation instant
+    /// gets, so that the stored `triggered_at` (microseconds on PostgreSQL), the API's ISO 8601
+    /// text and the webhook's RFC 3339 text all name the same millisecond.
+    static func millisecond(_ date: Date) -> Date {
+        Date(timeIntervalSince1970: (date.timeIntervalSince1970 * 1000).rounded() / 1000)
     }
 
     // MARK: - One cycle
@@ -119,15 +172,20 @@ final class AlertEvaluator: Sendable {
         return try await LeaseStore(sql: sql).acquire(LeaseStore.alertEvaluator, holder: instanceID, expires: expires, now: now)
     }
 
-    /// One cycle over every active rule at the clock's instant; each metric is read once for
-    /// all its rules. Does nothing (and reports `skipped`) while another instance holds the
-    /// evaluator lease, or `disabled` while alerting is off.
-    /// - Throws: the database's error; a rule's state changes in its own transaction, so a
-    ///   failure leaves every instance either before or after its change.
-    func evaluateOnce() async throws -> AlertEvaluationReport {
+    /// One iteration over every active rule, every rule evaluated at the same instant: `slot`
+    /// (the rule group's slot, ``RuleGroupSchedule``) or the clock's now, rounded to the
+    /// millisecond (``millisecond(_:)``). Each metric is read once for all its rules (one
+    /// statement), instances are looked up by fingerprint, and only what changed is written: a
+    /// transition or a notification in its own transaction (``apply``), an unchanged instance's
+    /// value at most every ``lastValueRefreshSeconds`` (one transaction for all of them).
+    /// Does nothing (and reports `skipped`) while another instance holds the evaluator lease, or
+    /// `disabled` while alerting is off.
+    /// - Throws: the database's error; a change is written in its own transaction, so a failure
+    ///   leaves every instance either before or after its change.
+    func evaluateOnce(at slot: Date? = nil) async throws -> AlertEvaluationReport {
         let db = database()
         let sql = db.sql
-        let now = clock.now()
+        let now = Self.millisecond(slot ?? clock.now())
         let settings = self.settings()
         var report = AlertEvaluationReport()
         guard settings.enabled else {
@@ -140,22 +198,36 @@ final class AlertEvaluator: Sendable {
         }
         let silences = try await Silence.query(on: db).filter(\.$endsAt > now).all()
         let rules = try await AlertRule.query(on: db).filter(\.$isActive == true).all()
-        let instances = try await AlertInstanceStore(sql: sql).all()
+        var instances: [UUID: [String: AlertInstanceRow]] = [:]
+        for row in try await AlertInstanceStore(sql: sql).all() { instances[row.rule_id, default: [:]][row.fingerprint] = row }
+        var refreshes: [AlertInstanceStore.ValueRefresh] = []
         for (metric, group) in Dictionary(grouping: rules, by: \.metricName) {
             let window = group.map { Double($0.timeWindowMinutes) * 60 }.max() ?? 0
-            let points = try await Self.points(metric: metric, window: window, now: now, sql: sql)
+            let stored = try await Self.series(metric: metric, window: window, now: now, sql: sql)
+            report.metricQueries += 1
             for rule in group {
                 guard let ruleID = rule.id, let params = try? Self.parameters(of: rule) else { continue }
                 report.rules += 1
-                for series in Self.series(of: rule, ruleID: ruleID, parameters: params, points: points, instances: instances, carryingQuiet: true, now: now) {
-                    let existing = instances.first { $0.rule_id == ruleID && $0.fingerprint == series.fingerprint }
+                let ruleInstances = instances[ruleID] ?? [:]
+                for series in Self.series(of: rule, ruleID: ruleID, parameters: params, stored: stored, instances: ruleInstances, now: now) {
+                    let existing = ruleInstances[series.fingerprint]
                     let previous = existing?.decodedState ?? .inactive
                     let result = AlertStateMachine.evaluate(previous: previous, observation: series.observation, rule: params, now: now.timeIntervalSince1970)
                     if existing == nil && result.state == .inactive { continue }
                     report.instances += 1
-                    let labels = AlertTemplating.outgoing(rule: rule, tags: series.tags, value: nil, startsAt: now, endsAt: nil).labels
-                    let silenced = silences.contains { $0.mutes(labels, at: now) }
-                    try await apply(result, rule: rule, series: series, existing: existing, silenced: silenced, externalURL: settings.externalURL, now: now, db: db)
+                    let silenced = !silences.isEmpty && silences.contains { $0.mutes(AlertTemplating.labels(rule: rule, tags: series.tags), at: now) }
+                    var changed = !result.events.isEmpty || result.state != previous
+                    if !changed, case .firing = result.state, let status = existing?.history_status {
+                        // A silence began or ended while it fires: the episode's status changes.
+                        changed = (status == AlertHistory.Status.suppressed.rawValue && !silenced) || (status == AlertHistory.Status.active.rawValue && silenced)
+                    }
+                    if changed {
+                        try await apply(result, rule: rule, series: series, existing: existing, silenced: silenced, externalURL: settings.externalURL, now: now, db: db)
+                        report.writes += 1
+                    } else if result.state != .inactive, let existing,
+                              now.timeIntervalSince(existing.updated_at ?? .distantPast) >= Self.lastValueRefreshSeconds {
+                        refreshes.append(.init(ruleID: ruleID, fingerprint: series.fingerprint, historyID: existing.history_id, value: series.observation.value))
+                    }
                     for event in result.events {
                         switch event {
                         case .firing: report.firing += 1
@@ -165,6 +237,11 @@ final class AlertEvaluator: Sendable {
                     }
                 }
             }
+        }
+        if !refreshes.isEmpty {
+            let batch = refreshes
+            try await db.transaction { tx in try await AlertInstanceStore(sql: tx.sql).refreshValues(batch, now: now) }
+            report.valueRefreshes = refreshes.count
         }
         return report
     }

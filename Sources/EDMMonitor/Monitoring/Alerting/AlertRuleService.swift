@@ -133,6 +133,14 @@ private struct AlertRuleBodyReader {
     mutating func object(_ name: String, of expected: String) -> Entry<[String: JSONValue]> { read(name, "an object of \(expected)") { if case .object(let o) = $0 { o } else { nil } } }
 }
 
+/// A note about a rule that was saved all the same (`warnings` of the POST, PUT and PATCH
+/// answers): `code` is stable, `field` the body field it is about.
+struct AlertRuleWarning: Codable, Sendable, Equatable {
+    var code: String
+    var field: String
+    var message: String
+}
+
 /// What "test now" found for one series of a rule: its value and what an evaluation now would do.
 struct AlertRuleTestSeries: Codable, Sendable {
     var tags: [String: String]
@@ -341,6 +349,39 @@ struct AlertRuleService: Sendable {
         try await rule(id).delete(on: database)
     }
 
+    /// Warnings about `rule` as saved, none when it is fine: `window_shorter_than_two_samples`
+    /// when its window is shorter than twice its metric's sample interval
+    /// (``sampleInterval(metric:)``): such a window often holds fewer than two samples, and
+    /// `rate`/`increase` then have no value (the rule sees no data, never 0), while other
+    /// aggregations swing between one sample and none. Absence rules are warned too: a window
+    /// that can fall between two samples makes them fire on a healthy series.
+    func warnings(for rule: AlertRule) async throws -> [AlertRuleWarning] {
+        guard let interval = try await Self.sampleInterval(metric: rule.metricName, sql: database.sql) else { return [] }
+        let window = Double(rule.timeWindowMinutes) * 60
+        guard window < 2 * interval else { return [] }
+        let seconds = interval.formatted(.number.precision(.fractionLength(0...1)).grouping(.never))
+        return [AlertRuleWarning(
+            code: "window_shorter_than_two_samples", field: "time_window_minutes",
+            message: "the window (\(Int(window)) s) is shorter than twice the sample interval of \(rule.metricName) (\(seconds) s): it will often hold fewer than two samples, and rate or increase have no value then (the rule sees no data); use at least \(Int((2 * interval / 60).rounded(.up))) minutes")]
+    }
+
+    /// The sample interval of `metric`, seconds: the median gap between consecutive samples of
+    /// one series among its latest 64 points (one indexed read); `nil` when no series has two.
+    static func sampleInterval(metric: String, sql: any SQLDatabase) async throws -> Double? {
+        struct Row: Decodable { var tags: String; var timestamp: Date }
+        let rows = try await sql.raw("""
+            SELECT CAST(tags AS TEXT) AS tags, "timestamp" FROM system_performance_metrics
+            WHERE metric_name = \(bind: metric) ORDER BY "timestamp" DESC LIMIT 64
+            """).all(decoding: Row.self)
+        var previous: [String: Date] = [:]
+        var gaps: [Double] = []
+        for row in rows {
+            if let later = previous[row.tags], later > row.timestamp { gaps.append(later.timeIntervalSince(row.timestamp)) }
+            previous[row.tags] = row.timestamp
+        }
+        return MetricWindow.quantile(0.5, of: gaps)
+    }
+
     func ensureUniqueName(_ rule: AlertRule) async throws {
         let query = AlertRule.query(on: database).filter(\.$name == rule.name)
         if let id = rule.id { query.filter(\.$id != id) }
@@ -359,11 +400,12 @@ struct AlertRuleService: Sendable {
         }
         let now = clock.now()
         let sql = database.sql
-        let points = try await AlertEvaluator.points(metric: rule.metricName, window: params.window, now: now, sql: sql)
-        let instances = try await AlertInstanceStore(sql: sql).all().filter { $0.rule_id == ruleID }
-        let series = AlertEvaluator.series(of: rule, ruleID: ruleID, parameters: params, points: points, instances: instances, carryingQuiet: false, now: now)
+        let stored = try await AlertEvaluator.series(metric: rule.metricName, window: params.window, now: now, sql: sql)
+        var instances: [String: AlertInstanceRow] = [:]
+        for row in try await AlertInstanceStore(sql: sql).all() where row.rule_id == ruleID { instances[row.fingerprint] = row }
+        let series = AlertEvaluator.series(of: rule, ruleID: ruleID, parameters: params, stored: stored, instances: [:], now: now)
         let results = series.sorted { $0.tags.description < $1.tags.description }.map { series -> AlertRuleTestSeries in
-            let previous = instances.first { $0.fingerprint == series.fingerprint }?.decodedState ?? .inactive
+            let previous = instances[series.fingerprint]?.decodedState ?? .inactive
             let result = AlertStateMachine.evaluate(previous: previous, observation: series.observation, rule: params, now: now.timeIntervalSince1970)
             let holds = AlertStateMachine.evaluate(previous: .inactive, observation: series.observation, rule: params, now: now.timeIntervalSince1970).state != .inactive
             let would = result.events.map { event -> String in

@@ -14,16 +14,30 @@ enum AlertNotificationKind: String, Sendable, CaseIterable {
 }
 
 /// A row of `alert_instances` (one per rule and series): the state machine's state as JSON
-/// (`AlertInstanceState`), the series tags as JSON and the open episode, if any.
+/// (`AlertInstanceState`), the series tags as JSON and the open episode, if any, with that
+/// episode's status (`alert_histories.status`, joined) and when the row was last written.
 struct AlertInstanceRow: Decodable, Sendable {
     var rule_id: UUID
     var fingerprint: String
     var tags: String
     var state: String
     var history_id: UUID?
+    /// The open episode's status (`active`, `acknowledged`, `suppressed`…), `nil` without one.
+    var history_status: String?
+    /// When the row was last written (a change, or a value refresh).
+    var updated_at: Date?
+
+    /// The JSON text of the `inactive` state, as ``AlertInstanceStore/json(_:)`` writes it.
+    static let inactiveText = (try? AlertInstanceStore.json(AlertInstanceState.inactive)) ?? #"{"inactive":{}}"#
+
+    /// Whether the stored state is `inactive` (compared as text, without decoding).
+    var isInactive: Bool { state == Self.inactiveText }
 
     /// The stored state; an unreadable one counts as `inactive`.
-    var decodedState: AlertInstanceState { (try? JSONDecoder().decode(AlertInstanceState.self, from: Data(state.utf8))) ?? .inactive }
+    var decodedState: AlertInstanceState {
+        if isInactive { return .inactive }
+        return (try? JSONDecoder().decode(AlertInstanceState.self, from: Data(state.utf8))) ?? .inactive
+    }
     /// The stored series tags; unreadable tags count as none.
     var decodedTags: [String: String] { (try? JSONDecoder().decode([String: String].self, from: Data(tags.utf8))) ?? [:] }
 
@@ -38,9 +52,36 @@ struct AlertInstanceRow: Decodable, Sendable {
 struct AlertInstanceStore: Sendable {
     let sql: any SQLDatabase
 
-    /// Every instance of every rule.
+    /// Every instance of every rule, with its open episode's status (one statement).
     func all() async throws -> [AlertInstanceRow] {
-        try await sql.raw("SELECT rule_id, fingerprint, tags, state, history_id FROM alert_instances").all(decoding: AlertInstanceRow.self)
+        try await sql.raw("""
+            SELECT i.rule_id, i.fingerprint, i.tags, i.state, i.history_id, h.status AS history_status, i.updated_at
+            FROM alert_instances i LEFT JOIN alert_histories h ON h.id = i.history_id
+            """).all(decoding: AlertInstanceRow.self)
+    }
+
+    /// An unchanged instance whose last value is rewritten (``refreshValues(_:now:)``).
+    struct ValueRefresh: Sendable {
+        var ruleID: UUID
+        var fingerprint: String
+        /// Its open episode, whose `last_value` is rewritten too.
+        var historyID: UUID?
+        /// The value observed now (`nil`: no data; the stored value is kept).
+        var value: Double?
+    }
+
+    /// Rewrites `last_value` and `updated_at` of unchanged instances and of their open episodes
+    /// (two `UPDATE`s per instance; call inside one transaction for all of them).
+    func refreshValues(_ refreshes: [ValueRefresh], now: Date) async throws {
+        for refresh in refreshes {
+            try await sql.raw("""
+                UPDATE alert_instances SET last_value = COALESCE(\(bind: refresh.value), last_value), updated_at = \(bind: now)
+                WHERE rule_id = \(bind: refresh.ruleID) AND fingerprint = \(bind: refresh.fingerprint)
+                """).run()
+            if let history = refresh.historyID, let value = refresh.value {
+                try await sql.raw("UPDATE alert_histories SET last_value = \(bind: value), updated_at = \(bind: now) WHERE id = \(bind: history)").run()
+            }
+        }
     }
 
     /// Inserts or replaces the instance (rule, fingerprint) with its new state (one upsert).

@@ -5,15 +5,25 @@ import Mustache
 /// How an alert reads in notifications: labels and annotations rendered from a rule's
 /// templates. Pure (no I/O), shared by the evaluator and the manual resolve.
 enum AlertTemplating {
+    /// The labels of an alert of `rule` on the series `tags`: the tags, then the rule's labels
+    /// (winning over a tag of the same name), then `alertname` — the rule's `alertname` label
+    /// when it has one, else its name: as in a Prometheus rule group, several rules (say a
+    /// warning and a critical tier, reference case C31) may raise the same alert name, while
+    /// rule names stay unique — and `severity`.
+    static func labels(rule: AlertRule, tags: [String: String]) -> [String: String] {
+        var labels = tags
+        labels.merge(rule.labels) { _, rule in rule }
+        labels["alertname"] = rule.labels["alertname"] ?? rule.name
+        labels["severity"] = rule.severity.rawValue
+        return labels
+    }
+
     /// The alert as notifications carry it: labels `alertname`, `severity`, the rule's labels and
     /// the series tags; annotations `summary` and `description` from the rule's Mustache templates
     /// (a template that fails falls back to a plain default); `generatorURL` under `externalURL`
     /// (empty when that is empty).
     static func outgoing(rule: AlertRule, tags: [String: String], value: Double?, startsAt: Date, endsAt: Date?, externalURL: String = "") -> OutgoingAlert {
-        var labels = tags
-        labels.merge(rule.labels) { _, rule in rule }
-        labels["alertname"] = rule.name
-        labels["severity"] = rule.severity.rawValue
+        let labels = Self.labels(rule: rule, tags: tags)
         let valueText = value.map { $0.formatted(.number.precision(.fractionLength(0...3)).grouping(.never)) } ?? "no data"
         let thresholdText = rule.thresholdValue.map { $0.formatted(.number.precision(.fractionLength(0...3)).grouping(.never)) } ?? ""
         let context: [String: Any] = ["value": valueText, "threshold": thresholdText, "labels": labels, "rule": ["name": rule.name, "metric_name": rule.metricName, "severity": rule.severity.rawValue]]

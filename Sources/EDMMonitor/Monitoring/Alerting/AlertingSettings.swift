@@ -22,6 +22,12 @@ public struct AlertingSettings: Sendable, Equatable {
 public struct AlertEvaluationReport: Sendable, Equatable {
     public var rules = 0
     public var instances = 0
+    /// Reads of `system_performance_metrics`: one per metric watched by an active rule.
+    public var metricQueries = 0
+    /// Instances whose state, episode or notifications were written (each in its transaction).
+    public var writes = 0
+    /// Unchanged instances whose last value was rewritten (at most every 300 s each).
+    public var valueRefreshes = 0
     public var firing = 0
     public var resolved = 0
     public var reminders = 0
