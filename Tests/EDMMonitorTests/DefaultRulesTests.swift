@@ -27,7 +27,7 @@ struct DefaultRulesTests {
             try await app.testing().test(.GET, "/api/nope") { #expect($0.status == .notFound) }
             await app.systemMonitor.collectOnce()
             #expect(try await app.edm.taskMonitor.runOnce().count == 1)
-            _ = try? await app.edm.alerting.evaluateOnceRecordingErrors()
+            _ = try? await app.edm.alerting.runDueIteration()
             let written = Set(try await app.sql.raw("SELECT DISTINCT metric_name FROM system_performance_metrics").all(decoding: Name.self).map(\.metric_name))
             for rule in defaults {
                 #expect(written.contains(rule.metricName), "default rule '\(rule.name)' watches \(rule.metricName), which nothing wrote; written: \(written.sorted())")
