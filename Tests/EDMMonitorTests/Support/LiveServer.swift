@@ -30,7 +30,8 @@ struct DashboardScenario {
     /// since the browser asks for "the last hour" by its own clock), then stops it.
     static func with<T>(_ body: (Application, DashboardScenario) async throws -> T) async throws -> T {
         let smtp = try SMTPTestServer()
-        return try await withApp(.sqlite, clock: SystemClock()) { app, _ in
+        // One connection, pipeline depth 1: one message per cycle, so `seed` stops at exactly `wanted`.
+        return try await withApp(.sqlite, clock: SystemClock(), scheduler: .oneMessagePerConnection) { app, _ in
             let port = try PostgresTestServer.freeLoopbackPort()
             app.http.server.configuration.hostname = "127.0.0.1"
             app.http.server.configuration.port = port
