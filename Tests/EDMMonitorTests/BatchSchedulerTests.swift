@@ -193,6 +193,36 @@ struct BatchSchedulerTests {
         }
     }
 
+    /// Hooks that move the clock on each progress report: a cycle that takes `seconds` after
+    /// its sends were recorded (a slow database, a busy machine).
+    struct SlowCycleHooks: TaskMonitorHooks {
+        let clock: ManualClock
+        let seconds: Double
+        func taskCreated(taskID: UUID, userID: UUID, totalSubtasks: Int, at: Date) async {}
+        func firstSent(taskID: UUID, userID: UUID, waitSeconds: Double, totalSubtasks: Int, at: Date) async {}
+        func progress(taskID: UUID, userID: UUID, sent: Int, failed: Int, total: Int, at: Date) async { clock.advance(by: seconds) }
+        func completed(taskID: UUID, userID: UUID, sent: Int, failed: Int, total: Int, at: Date) async {}
+        func failed(taskID: UUID, userID: UUID, reason: String, at: Date) async {}
+    }
+
+    @Test("a paced service that became available while the cycle ran is served after 1 ms, not after the idle delay (0.05 s interval, cycle of 0.2 s)",
+          arguments: TestDatabase.enabled)
+    func pacingOutlastedByTheCycle(_ db: TestDatabase) async throws {
+        let clock = ManualClock()
+        let mailers = ScriptedMailers(clock: clock)
+        try await withApp(db, clock: clock, mailers: mailers, hooks: SlowCycleHooks(clock: clock, seconds: 0.2)) { app, _ in
+            let user = try await Fixtures.user(app)
+            try await Fixtures.service(app, name: "paced", interval: 0.05)
+            _ = try await Fixtures.task(app, user: user, recipients: 3)
+            let scheduler = app.edm.scheduler
+            #expect(try await scheduler.runOnce().sent == 1)
+            // next_available_at (start + 0.05 s) passed while the cycle ran: go again at once.
+            #expect(scheduler.idleDelaySeconds() == 0.001)
+            #expect(try await scheduler.runOnce().sent == 1)
+            #expect(scheduler.idleDelaySeconds() == 0.001)
+        }
+    }
+
     @Test("the rate limit is a token bucket: a burst of one second's worth, then one message per 1/rate seconds; the idle loop waits for the next token",
           arguments: TestDatabase.enabled)
     func rateLimit(_ db: TestDatabase) async throws {
