@@ -223,6 +223,43 @@ struct BatchSchedulerTests {
         }
     }
 
+    @Test("a sending interval is the least gap between the starts of two sends: a send that takes 0.02 s does not stretch a 0.05 s interval",
+          arguments: TestDatabase.enabled)
+    func intervalFromSendStart(_ db: TestDatabase) async throws {
+        let clock = ManualClock()
+        let mailers = ScriptedMailers(clock: clock) { _, _ in clock.advance(by: 0.02); return .sent(messageID: nil) }
+        try await withApp(db, clock: clock, mailers: mailers) { app, _ in
+            let user = try await Fixtures.user(app)
+            let serviceID = try await Fixtures.service(app, name: "paced", interval: 0.05)
+            _ = try await Fixtures.task(app, user: user, recipients: 2)
+            let started = clock.now()
+            #expect(try await app.edm.scheduler.runOnce().sent == 1)
+            let service = try #require(try await EmailService.find(serviceID, on: app.db))
+            let next = try #require(service.nextAvailableAt)
+            #expect(abs(next.timeIntervalSince(started) - 0.05) < 1e-6, "next send due \(next.timeIntervalSince(started)) s after the first started")
+        }
+    }
+
+    @Test("a new service keeps the sends it counted before its first housekeeping (its quota day is set, its quota not reset)",
+          arguments: TestDatabase.enabled)
+    func newServiceKeepsItsCount(_ db: TestDatabase) async throws {
+        let clock = ManualClock()
+        try await withApp(db, clock: clock, mailers: ScriptedMailers(clock: clock)) { app, _ in
+            let scheduler = app.edm.scheduler
+            _ = try await scheduler.runOnce()  // the first housekeeping, before the service exists
+            let user = try await Fixtures.user(app)
+            let serviceID = try await Fixtures.service(app, name: "new")
+            _ = try await Fixtures.task(app, user: user, recipients: 3)
+            #expect(try await scheduler.runOnce().sent == 1)  // within the housekeeping interval
+            #expect(try await EmailService.find(serviceID, on: app.db)?.quotaDay == nil)
+            clock.advance(by: 2)
+            #expect(try await scheduler.runOnce().sent == 2)  // housekeeping first, then the batch
+            let service = try #require(try await EmailService.find(serviceID, on: app.db))
+            #expect(service.quotaDay != nil)
+            #expect(service.usedQuota == 3)
+        }
+    }
+
     @Test("the rate limit is a token bucket: a burst of one second's worth, then one message per 1/rate seconds; the idle loop waits for the next token",
           arguments: TestDatabase.enabled)
     func rateLimit(_ db: TestDatabase) async throws {

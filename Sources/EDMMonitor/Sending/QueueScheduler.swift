@@ -308,10 +308,13 @@ public final class QueueScheduler: Sendable {
             guard let schedule = try? QuotaResetSchedule(resetTime: service.quotaResetTime, timeZoneIdentifier: service.quotaTimezone) else { continue }
             let day = schedule.window(containing: now).quotaDay
             guard service.quotaDay != day else { continue }
-            // Conditional on the day read, so two instances reset a day once.
+            // Conditional on the day read, so two instances reset a day once. A new service
+            // (no quota day yet) keeps what it counted before its first housekeeping: those
+            // sends were made today.
             let sameDay: SQLQueryString = service.quotaDay.map { "quota_day = \(bind: $0)" } ?? "quota_day IS NULL"
+            let usedQuota: SQLQueryString = service.quotaDay == nil ? "used_quota" : "0"
             let reset = try await sql.raw("""
-                UPDATE email_services SET used_quota = 0, quota_day = \(bind: day)
+                UPDATE email_services SET used_quota = \(usedQuota), quota_day = \(bind: day)
                 WHERE id = \(bind: service.requireID()) AND \(sameDay)
                 RETURNING id
                 """).all()
@@ -379,7 +382,7 @@ public final class QueueScheduler: Sendable {
     /// Dispatches one batch of `service`: takes its reservation, claims up to
     /// ``batchLimit(_:pipelineDepth:now:)`` subtasks (and at most the service's slow-start window) (``claimBatch(serviceID:limit:on:now:)``), spends their
     /// rate-limit tokens, marks them handed over, sends them all at once (at most
-    /// `max_connections` in flight), records the outcomes together (``recordBatch(_:service:on:now:)``)
+    /// `max_connections` in flight), records the outcomes together (``recordBatch(_:service:on:now:pacedFrom:)``)
     /// and releases the reservation.
     ///
     /// One reservation holder per service: only the instance holding a service's reservation
@@ -433,12 +436,13 @@ public final class QueueScheduler: Sendable {
     /// window) (``claimBatch(serviceID:limit:on:now:)``), spends their rate-limit tokens, marks
     /// them handed over, sends them with at most `max_connections` in flight
     /// (``send(_:through:connections:)``) and records the outcomes together
-    /// (``recordBatch(_:service:on:now:)``). `service` is updated with what the batch used
+    /// (``recordBatch(_:service:on:now:pacedFrom:)``). `service` is updated with what the batch used
     /// (quota, rate tokens), so the next batch's limit holds without reading it again.
     func dispatchBatch(_ service: inout EmailService, on db: any Database) async throws -> BatchResult {
         let sql = db.sql
         let serviceID = try service.requireID()
         var now = clock.now()
+        let started = now
         let window = windows.withLock { $0[serviceID] ?? 1 }
         let limit = min(Self.batchLimit(service, pipelineDepth: configuration.pipelineDepth, now: now), window)
         guard limit > 0 else {
@@ -484,7 +488,7 @@ public final class QueueScheduler: Sendable {
         let failed = batch.contains { [.failure, .pause].contains(effect(of: $0.outcome, attempts: $0.claim.subtask.attempts, now: now).service) }
         windows.withLock { $0[serviceID] = failed ? 1 : min(Self.maxBatch, 2 * window) }
         do {
-            try await recordBatch(batch, service: service, on: db, now: now)
+            try await recordBatch(batch, service: service, on: db, now: now, pacedFrom: started)
         } catch {
             let kept = service
             unrecorded.withLock { list in list += batch.map { UnrecordedOutcome(outcome: $0.outcome, claim: $0.claim, service: kept, since: now) } }
@@ -843,9 +847,9 @@ public final class QueueScheduler: Sendable {
     /// through (``recordUnrecorded(on:)``): only rows still claimed by this instance change, so
     /// nothing is counted twice (reference case C24).
     @discardableResult
-    func recordBatch(_ sends: [CompletedSend], service: EmailService, on db: any Database, now: Date) async throws -> BatchApplied {
+    func recordBatch(_ sends: [CompletedSend], service: EmailService, on db: any Database, now: Date, pacedFrom: Date? = nil) async throws -> BatchApplied {
         let applied = try await db.transaction { tx in
-            try await self.applyBatch(sends, service: service, on: tx.sql, now: now)
+            try await self.applyBatch(sends, service: service, on: tx.sql, now: now, pacedFrom: pacedFrom)
         }
         let sql = db.sql
         var tasks: [UUID: TaskRecord] = [:]
@@ -865,7 +869,7 @@ public final class QueueScheduler: Sendable {
         return applied
     }
 
-    /// The statements of ``recordBatch(_:service:on:now:)``, on one transaction's `sql`.
+    /// The statements of ``recordBatch(_:service:on:now:pacedFrom:)``, on one transaction's `sql`.
     ///
     /// 1. Entries are deduplicated by subtask (the first wins).
     /// 2. Each subtask row changes only when it is still `sending` and claimed by this instance
@@ -873,7 +877,11 @@ public final class QueueScheduler: Sendable {
     ///    `interrupted` meanwhile (this instance stalled past its lease) from failed to sent.
     /// 3. Task counts, quota and the service's pacing and failure streak change by exactly the
     ///    rows step 2 changed, summed per task and per service before one `UPDATE` per key.
-    func applyBatch(_ sends: [CompletedSend], service: EmailService, on sql: any SQLDatabase, now: Date) async throws -> BatchApplied {
+    /// - Parameter pacedFrom: the instant the batch was claimed: the service's next send is due
+    ///   `sending_interval_seconds` after it (the least gap between the starts of two sends, so an
+    ///   interval of 0.05 s paces 20/s whatever a send and its bookkeeping take); `nil` paces from
+    ///   `now`.
+    func applyBatch(_ sends: [CompletedSend], service: EmailService, on sql: any SQLDatabase, now: Date, pacedFrom: Date? = nil) async throws -> BatchApplied {
         let serviceID = try service.requireID()
         let me = configuration.instanceID
         var result = BatchApplied()
@@ -988,7 +996,7 @@ public final class QueueScheduler: Sendable {
         let frozen = try await sql.raw("""
             UPDATE email_services SET
                 used_quota = CASE WHEN used_quota + \(bind: sentCount) <= daily_quota THEN used_quota + \(bind: sentCount) ELSE daily_quota END,
-                next_available_at = \(bind: now.addingTimeInterval(service.sendingIntervalSeconds)),
+                next_available_at = \(bind: (pacedFrom ?? now).addingTimeInterval(service.sendingIntervalSeconds)),
                 consecutive_failures = \(streak),
                 is_frozen = CASE WHEN \(freezes) THEN \(SQLLiteral.boolean(true)) ELSE is_frozen END,
                 frozen_until = CASE WHEN \(freezes) THEN \(bind: freezeUntil) ELSE frozen_until END
