@@ -970,7 +970,11 @@ public final class QueueScheduler: Sendable {
             case .pause: failuresAfterReset += 1; pauseReason = e.lastError ?? ""
             case .neutral: break
             }
-            if e.status != .sent {
+            if case .withdrawn = entry.send.outcome {
+                logger.debug("send withdrawn: no connection took it before the scheduler stopped; pending again", metadata: [
+                    "service": "\(service.name)", "subtask_id": "\(subtaskID)",
+                ])
+            } else if e.status != .sent {
                 logger.notice("send failed", metadata: [
                     "service": "\(service.name)", "subtask_id": "\(subtaskID)", "attempt": "\(entry.send.claim.subtask.attempts)",
                     "final": "\(e.status == .failed)", "reason": "\(e.lastError ?? "")",
