@@ -330,30 +330,10 @@ public struct MetricStore: Sendable {
         return out
     }
 
-    /// Appends `text` as a JSON string literal (see ``canonicalJSON(_:)`` for the escapes).
+    /// Appends `text` as a JSON string literal (``JSONStringEscaping``, `JSONEncoder`'s escapes).
     private static func appendJSONString(_ text: String, to out: inout String) {
         out += "\""
-        guard text.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) else {
-            out += text
-            out += "\""
-            return
-        }
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{8}": out += "\\b"
-            case "\u{c}": out += "\\f"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default:
-                out.unicodeScalars.append(scalar)
-            }
-        }
+        JSONStringEscaping.append(text, to: &out)
         out += "\""
     }
 

@@ -177,22 +177,7 @@ actor ConcurrencyLimit {
     }
 }
 
-/// Escapes values for the inside of a JSON string literal (RFC 8259 §7).
+/// Escapes values for the inside of a JSON string literal (RFC 8259 §7, ``JSONStringEscaping``).
 struct JSONStringContentType: MustacheContentType {
-    func escapeText(_ text: String) -> String {
-        var out = ""
-        out.reserveCapacity(text.utf8.count)
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out
-    }
+    func escapeText(_ text: String) -> String { JSONStringEscaping.escaped(text) }
 }
